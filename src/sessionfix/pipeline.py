@@ -1,0 +1,57 @@
+"""The scan: the stages called in order, every intermediate kept in one `Scan` object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config, load_config
+from .effort import Effort, estimate_effort
+from .errors import ConfigError
+from .findings import SEVERITY_RANK, Finding
+from .qc import QcResult, check_session
+from .roles import KitLayout, Role, assign_roles, kit_layout
+from .session import Session, load_session
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Everything one scan learnt; the reports are views of it."""
+
+    session: Session
+    config: Config
+    roles: dict[str, Role]
+    layout: KitLayout
+    qc: QcResult
+    findings: tuple[Finding, ...]  # every stage's, sorted by track then time
+    effort: Effort
+
+
+def _sort_key(f: Finding) -> tuple:
+    return (f.track or "", f.start_s if f.start_s is not None else -1.0, -SEVERITY_RANK[f.severity], f.kind)
+
+
+def scan(path: Path | str) -> Scan:
+    """Load a session folder and run every analysis stage over it."""
+    folder = Path(path)
+    config = load_config(folder) if folder.is_dir() else Config()
+    session = load_session(folder, exclude=config.exclude)
+    for name in config.roles:
+        if name not in {t.name for t in session.tracks}:
+            raise ConfigError(
+                f"sessionfix.toml gives a role to {name!r}, which is not a readable track "
+                "of the session; fix the file name"
+            )
+    roles = assign_roles([t.name for t in session.tracks], overrides=config.roles)
+    layout = kit_layout(roles, pairs=config.pairs)
+    qc = check_session(session, layout=layout, roles=roles, params=config.qc)
+    findings = tuple(sorted(session.findings + qc.findings, key=_sort_key))
+    return Scan(
+        session=session,
+        config=config,
+        roles=roles,
+        layout=layout,
+        qc=qc,
+        findings=findings,
+        effort=estimate_effort(findings),
+    )

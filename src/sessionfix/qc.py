@@ -1,0 +1,426 @@
+"""Technical QC of a session: one streamed pass per file, then checks across files.
+
+Conventions
+- Each file is decoded once, in blocks (`session.iter_blocks`); memory is a block plus a coarse
+  envelope per track (one float per `ENVELOPE_HOP` samples), whatever the session's size.
+- Positions inside this module are samples in the file; findings convert to seconds on the session
+  timeline (adding the stem's BWF offset).
+- Levels: linear full scale (1.0 = 0 dBFS) unless the name says `_dbfs`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+from scipy.signal import find_peaks
+
+from .findings import Finding
+from .roles import KitLayout, Role
+from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read
+
+T = TypeVar("T")
+ENVELOPE_HOP = 256  # samples per envelope value: 5.3 ms at 48 kHz, finer than any drum attack
+
+# Bits of resolution per libsndfile subtype, to place "full scale" one LSB-ish below 1.0.
+SUBTYPE_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
+
+
+@dataclass(frozen=True)
+class QcParams:
+    """Thresholds of the technical checks. Override any of them under [qc] in sessionfix.toml."""
+
+    clip_run_samples: int = 3  # consecutive full-scale samples that make a clip; 1 or 2 can be a clean peak
+    clip_merge_s: float = 1.0  # clips closer than this are one clipped passage
+    max_clip_passages: int = 20  # passages listed per track before the rest are summarised
+    dc_offset_dbfs: float = -60.0  # mean level above this is a DC offset (converter faults sit near -40)
+    silent_dbfs: float = -80.0  # peak below this: the track holds nothing but noise floor
+    length_tolerance_ms: float = 1.0  # stems ending within this of each other are "the same length"
+    polarity_hits: int = 24  # loudest hits compared when checking polarity
+    polarity_max_lag_ms: float = 3.0  # close mics on one drum sit within ~1 m of each other
+    polarity_min_agreement: float = 0.75  # share of hits that must agree before polarity is reported
+    polarity_min_correlation: float = 0.3  # hits whose |correlation| is below this carry no vote
+
+
+@dataclass(frozen=True)
+class TrackStats:
+    """What one streamed pass learns about one file. Positions are samples in the file."""
+
+    name: str
+    peak: float  # max |x| over all channels, linear
+    dc: tuple[float, ...]  # mean per channel, linear
+    clip_runs: tuple[tuple[int, int], ...]  # [start, end) of each run of full-scale samples
+    identical_channels: bool  # a multichannel file whose channels are all the same (False for mono)
+    digest: str  # hash of the decoded samples, for duplicate detection
+    envelope: np.ndarray  # max |x| of the channel mean per ENVELOPE_HOP samples, float32
+
+    @property
+    def peak_dbfs(self) -> float:
+        return float(20 * np.log10(self.peak)) if self.peak > 0 else float("-inf")
+
+
+@dataclass(frozen=True)
+class QcResult:
+    stats: dict[str, TrackStats]  # per readable track name
+    findings: tuple[Finding, ...]
+
+
+def full_scale_threshold(subtype: str) -> float:
+    """Smallest |x| counted as full scale: within two LSBs of 1.0 for PCM, 1.0 for float files."""
+    bits = SUBTYPE_BITS.get(subtype)
+    return float(np.float32(1.0 - 2.0 ** (1 - bits))) if bits else 1.0
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[start, end) of each run of True in a boolean vector."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    return edges[0::2], edges[1::2]
+
+
+def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_FRAMES) -> TrackStats:
+    """Stream one file once and collect everything the checks need.
+
+    Raises `RuntimeError`/`OSError` when the file cannot be decoded to its declared length.
+    """
+    threshold = full_scale_threshold(track.subtype)
+    digest = hashlib.blake2b(digest_size=16)
+    peak = 0.0
+    sums = np.zeros(track.channels)
+    identical = track.channels > 1
+    runs: list[tuple[int, int]] = []
+    open_run: int | None = None  # start of a full-scale run still going at the end of the last block
+    hops: list[np.ndarray] = []  # envelope pieces
+    pending = np.zeros(0, dtype=np.float32)
+    pos = 0
+    for block in iter_blocks(track, block_frames=block_frames):
+        digest.update(block.tobytes())
+        magnitude = np.abs(block)
+        peak = max(peak, float(magnitude.max()))
+        sums += block.sum(axis=0, dtype=np.float64)
+        if identical:
+            identical = bool((block == block[:, :1]).all())
+
+        starts, ends = _runs(magnitude.max(axis=1) >= threshold)
+        if open_run is not None and not (len(starts) and starts[0] == 0):
+            if pos - open_run >= params.clip_run_samples:  # the run ended exactly at the block edge
+                runs.append((open_run, pos))
+            open_run = None
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            start = open_run if (s == 0 and open_run is not None) else pos + s
+            open_run = None
+            if e == len(block):
+                open_run = start  # may continue into the next block
+            elif pos + e - start >= params.clip_run_samples:
+                runs.append((start, pos + e))
+
+        pending = np.concatenate((pending, np.abs(block.mean(axis=1))))  # samples not yet in a full hop
+        whole = len(pending) // ENVELOPE_HOP * ENVELOPE_HOP
+        hops.append(pending[:whole].reshape(-1, ENVELOPE_HOP).max(axis=1))
+        pending = pending[whole:]
+        pos += len(block)
+    if open_run is not None and pos - open_run >= params.clip_run_samples:
+        runs.append((open_run, pos))
+    if len(pending):
+        hops.append(pending.max(keepdims=True))
+    envelope = np.concatenate(hops) if hops else np.zeros(0, dtype=np.float32)
+    return TrackStats(
+        name=track.name,
+        peak=peak,
+        dc=tuple((sums / max(pos, 1)).tolist()),
+        clip_runs=tuple(runs),
+        identical_channels=identical,
+        digest=digest.hexdigest(),
+        envelope=envelope,
+    )
+
+
+# ------------------------------------------------------------------------------------- per track
+def _dbfs(x: float) -> float:
+    return float(20 * np.log10(max(abs(x), 1e-12)))
+
+
+def _track_findings(track: Track, stats: TrackStats, sr: int, params: QcParams) -> list[Finding]:
+    name = track.name
+    seconds = lambda pos: round((pos + track.offset) / sr, 4)  # noqa: E731 - file samples -> timeline s
+    out: list[Finding] = []
+    if stats.peak_dbfs < params.silent_dbfs:
+        what = "digital silence" if stats.peak == 0 else f"nothing above {stats.peak_dbfs:.0f} dBFS"
+        out.append(
+            Finding(
+                kind="silent",
+                severity="warning",
+                track=name,
+                value=round(max(stats.peak_dbfs, -200), 1),
+                unit="dBFS",
+                message=f"{name} is silent ({what}); ask the client for the right file or leave it out",
+            )
+        )
+        return out  # a silent track has no level problems worth listing
+
+    if stats.clip_runs:
+        passages: list[list[int]] = []  # [start, end, runs]
+        merge = int(params.clip_merge_s * track.sr)
+        for s, e in stats.clip_runs:
+            if passages and s - passages[-1][1] <= merge:
+                passages[-1][1], passages[-1][2] = e, passages[-1][2] + 1
+            else:
+                passages.append([s, e, 1])
+        shown = passages[: params.max_clip_passages]
+        for s, e, n in shown:
+            out.append(
+                Finding(
+                    kind="clipping",
+                    severity="warning",
+                    track=name,
+                    start_s=seconds(s),
+                    end_s=seconds(e),
+                    value=n,
+                    unit="clips",
+                    message=f"{name} clips {n}x between {seconds(s):.2f} s and {seconds(e):.2f} s; "
+                    "ask for an unclipped take or repair it",
+                )
+            )
+        if len(passages) > len(shown):
+            rest = passages[len(shown) :]
+            out.append(
+                Finding(
+                    kind="clipping",
+                    severity="warning",
+                    track=name,
+                    start_s=seconds(rest[0][0]),
+                    end_s=seconds(rest[-1][1]),
+                    value=sum(p[2] for p in rest),
+                    unit="clips",
+                    message=f"{name} clips in {len(rest)} more passages up to {seconds(rest[-1][1]):.1f} s",
+                )
+            )
+
+    worst_dc = max(stats.dc, key=abs)
+    if _dbfs(worst_dc) > params.dc_offset_dbfs:
+        out.append(
+            Finding(
+                kind="dc_offset",
+                severity="warning",
+                track=name,
+                value=round(_dbfs(worst_dc), 1),
+                unit="dBFS",
+                message=f"{name} has a DC offset of {worst_dc:+.4f} ({_dbfs(worst_dc):.0f} dBFS); "
+                "high-pass it below 10 Hz before editing or it will click",
+            )
+        )
+    if stats.identical_channels:
+        out.append(
+            Finding(
+                kind="dual_mono",
+                severity="warning",
+                track=name,
+                value=track.channels,
+                unit="channels",
+                message=f"{name} is dual mono: its {track.channels} channels are identical; "
+                "use one channel as a mono track",
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------ across the session
+def _majority(values: list[T]) -> T:
+    return Counter(values).most_common(1)[0][0]
+
+
+def _format_findings(session: Session, params: QcParams) -> list[Finding]:
+    out: list[Finding] = []
+    sr = session.sr
+    for t in session.tracks:
+        if t.sr != sr:
+            out.append(
+                Finding(
+                    kind="sample_rate_mismatch",
+                    severity="error",
+                    track=t.name,
+                    value=t.sr,
+                    unit="Hz",
+                    message=f"{t.name} is {t.sr} Hz but the session is {sr} Hz; resample it or "
+                    "exclude it in sessionfix.toml",
+                )
+            )
+    subtype = _majority([t.subtype for t in session.tracks])
+    for t in session.tracks:
+        if t.subtype != subtype:
+            bits = SUBTYPE_BITS.get(t.subtype)
+            out.append(
+                Finding(
+                    kind="bit_depth_mismatch",
+                    severity="warning",
+                    track=t.name,
+                    value=bits,
+                    unit="bits" if bits else None,
+                    message=f"{t.name} is {t.subtype} but the session is {subtype}; ask for a "
+                    "re-export at the session's format",
+                )
+            )
+    same_rate = [t for t in session.tracks if t.sr == sr]
+    if same_rate and sr:
+        end = _majority([t.end for t in same_rate])
+        for t in same_rate:
+            diff_ms = (t.end - end) / sr * 1e3
+            if abs(diff_ms) > params.length_tolerance_ms:
+                out.append(
+                    Finding(
+                        kind="length_mismatch",
+                        severity="warning",
+                        track=t.name,
+                        value=round(diff_ms, 3),
+                        unit="ms",
+                        message=f"{t.name} ends {abs(diff_ms) / 1e3:.3f} s "
+                        f"{'after' if diff_ms > 0 else 'before'} the other stems; "
+                        "check that it was exported from the session start to end",
+                    )
+                )
+    return out
+
+
+def _duplicate_findings(stats: dict[str, TrackStats], silent: set[str]) -> list[Finding]:
+    first_with: dict[str, str] = {}
+    out = []
+    for name in sorted(stats):
+        if name in silent:
+            continue
+        original = first_with.setdefault(stats[name].digest, name)
+        if original != name:
+            out.append(
+                Finding(
+                    kind="duplicate",
+                    severity="warning",
+                    track=name,
+                    message=f"{name} has exactly the same audio as {original}; one of them is probably the wrong file",
+                )
+            )
+    return out
+
+
+def _loud_hits(envelope: np.ndarray, sr: int, count: int) -> np.ndarray:
+    """Timeline-free positions (samples in the file) of the `count` loudest, well-separated peaks."""
+    if not envelope.size or envelope.max() <= 0:
+        return np.zeros(0, dtype=np.int64)
+    peaks, props = find_peaks(envelope, height=0.2 * envelope.max(), distance=max(1, int(0.08 * sr / ENVELOPE_HOP)))
+    loudest = peaks[np.argsort(props["peak_heights"])[::-1][:count]]
+    return np.sort(loudest) * ENVELOPE_HOP
+
+
+def polarity_votes(
+    a: Track, b: Track, hits: np.ndarray, *, max_lag: int, sr: int, min_correlation: float
+) -> np.ndarray:
+    """Per hit, the sign (+1, -1) of the strongest normalised correlation of b against a within
+    +-max_lag samples around timeline position `hits` (0 where the hit is too weak to vote)."""
+    pre, post = int(0.005 * sr), int(0.025 * sr)
+    votes = np.zeros(len(hits))
+    for i, h in enumerate(hits.tolist()):
+        x = read(a, start=h - pre, frames=pre + post).astype(np.float64)
+        y = read(b, start=h - pre - max_lag, frames=pre + post + 2 * max_lag).astype(np.float64)
+        x -= x.mean()
+        y -= y.mean()
+        energy_x = float(x @ x)
+        if energy_x <= 0:
+            continue
+        windows = np.lib.stride_tricks.sliding_window_view(y, len(x))
+        corr = windows @ x / np.sqrt(energy_x * np.maximum((windows**2).sum(axis=1), 1e-20))
+        k = int(np.argmax(np.abs(corr)))
+        if abs(corr[k]) >= min_correlation:
+            votes[i] = np.sign(corr[k])
+    return votes
+
+
+_FLIP_WORDS = ("bottom", "btm", "bot", "under", "bttm", "b")
+
+
+def _polarity_findings(
+    session: Session, layout: KitLayout, roles: dict[str, Role], stats: dict[str, TrackStats], params: QcParams
+) -> list[Finding]:
+    """Close mics on one drum (snare top/bottom, kick in/out) that are in opposite polarity."""
+    from .roles import normalise_name
+
+    out = []
+    sr = session.sr or 48000
+    for group in layout.siblings:
+        members = [n for n in group if n in stats and stats[n].peak_dbfs > params.silent_dbfs]
+        if len(members) < 2:
+            continue
+        anchor = max(members, key=lambda n: float(stats[n].envelope.max()))  # the loudest mic leads
+        track_a = session.track(anchor)
+        hits = _loud_hits(stats[anchor].envelope, sr, params.polarity_hits) + track_a.offset
+        for other in members:
+            if other == anchor:
+                continue
+            votes = polarity_votes(
+                track_a,
+                session.track(other),
+                hits,
+                sr=sr,
+                max_lag=int(params.polarity_max_lag_ms * 1e-3 * sr),
+                min_correlation=params.polarity_min_correlation,
+            )
+            voting = votes[votes != 0]
+            if len(voting) < 3 or np.mean(voting < 0) < params.polarity_min_agreement:
+                continue
+            # Flip the one that disagrees with the overheads; failing that, the bottom/under mic.
+            flip = _odd_one_out(session, anchor, other, hits, layout, params) or next(
+                (n for n in (other, anchor) if set(normalise_name(n).split()) & set(_FLIP_WORDS)), other
+            )
+            keep = anchor if flip == other else other
+            out.append(
+                Finding(
+                    kind="polarity",
+                    severity="warning",
+                    track=flip,
+                    value=round(float(np.mean(voting < 0)) * 100, 1),
+                    unit="% of hits",
+                    message=f"{flip} is in reversed polarity against {keep} "
+                    f"({np.sum(voting < 0)} of {len(voting)} hits); flip the polarity of {flip}",
+                )
+            )
+    return out
+
+
+def _odd_one_out(session: Session, a: str, b: str, hits: np.ndarray, layout: KitLayout, params: QcParams) -> str | None:
+    """Of two close mics in opposite polarity, the one whose polarity disagrees with the overheads."""
+    sr = session.sr or 48000
+    for ref in layout.references:
+        signs = {}
+        for name in (a, b):
+            votes = polarity_votes(
+                session.track(name), session.track(ref), hits, sr=sr, max_lag=int(0.015 * sr), min_correlation=0.15
+            )
+            voting = votes[votes != 0]
+            signs[name] = float(np.mean(voting)) if len(voting) >= 3 else 0.0
+        if signs[a] * signs[b] < 0 and min(abs(signs[a]), abs(signs[b])) >= 0.5:
+            return a if signs[a] < 0 else b
+    return None
+
+
+def check_session(session: Session, *, layout: KitLayout, roles: dict[str, Role], params: QcParams) -> QcResult:
+    """All technical checks of item `qc`: format, level, clipping, DC, silence, duplicates, polarity."""
+    stats: dict[str, TrackStats] = {}
+    findings: list[Finding] = list(_format_findings(session, params))
+    sr = session.sr or 48000
+    for track in session.tracks:
+        try:
+            stats[track.name] = measure_track(track, params=params)
+        except (RuntimeError, OSError) as exc:
+            findings.append(
+                Finding(
+                    kind="unreadable",
+                    severity="error",
+                    track=track.name,
+                    message=f"{track.name} cannot be decoded ({exc}); re-export it",
+                )
+            )
+            continue
+        findings += _track_findings(track, stats[track.name], sr, params)
+    silent = {f.track for f in findings if f.kind == "silent" and f.track}
+    findings += _duplicate_findings(stats, silent)
+    findings += _polarity_findings(session, layout, roles, stats, params)
+    return QcResult(stats=stats, findings=tuple(findings))

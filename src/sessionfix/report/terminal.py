@@ -1,0 +1,84 @@
+"""The terminal summary of a `Scan`: a track table, then findings grouped by track, then totals.
+
+Returns rich renderables; printing them is the CLI's job.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ..findings import Finding
+from ..pipeline import Scan
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _clock(seconds: float) -> str:
+    """m:ss.mmm, the way a DAW's counter shows a position."""
+    minutes, rest = divmod(seconds, 60.0)
+    return f"{int(minutes)}:{rest:06.3f}"
+
+
+def _where(f: Finding) -> str:
+    if f.start_s is None:
+        return "whole track"
+    if f.end_s is None or f.end_s - f.start_s < 0.001:
+        return _clock(f.start_s)
+    return f"{_clock(f.start_s)}-{_clock(f.end_s)}"
+
+
+def track_table(scan: Scan) -> Table:
+    table = Table(
+        title=f"{scan.session.path.name}: {len(scan.session.tracks)} tracks, "
+        f"{scan.session.sr} Hz, {_clock(scan.session.duration_s)}",
+        title_justify="left",
+        expand=False,
+    )
+    for column, justify in (
+        ("track", "left"),
+        ("role", "left"),
+        ("format", "left"),
+        ("ch", "right"),
+        ("length", "right"),
+        ("peak dBFS", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for t in scan.session.tracks:
+        stats = scan.qc.stats.get(t.name)
+        peak = "-" if stats is None else ("-inf" if stats.peak == 0 else f"{stats.peak_dbfs:.1f}")
+        table.add_row(
+            t.name, scan.roles[t.name], f"{t.sr / 1000:g} kHz {t.subtype}", str(t.channels), _clock(t.duration_s), peak
+        )
+    return table
+
+
+def findings_view(findings: tuple[Finding, ...] | list[Finding]) -> RenderableType:
+    if not findings:
+        return Text("No findings: the session is clean.", style="green")
+    lines = Text()
+    current: str | None = "\0"
+    for f in findings:
+        if f.track != current:
+            current = f.track
+            lines.append(f"\n{f.track or 'session'}\n", style="bold")
+        lines.append(f"  {f.severity:<7} ", style=SEVERITY_STYLE[f.severity])
+        lines.append(f"{f.kind:<20} {_where(f)}\n")
+        lines.append(f"          {f.message}\n", style="dim" if f.severity == "info" else "")
+    return lines
+
+
+def totals_line(scan: Scan) -> Text:
+    counts = {s: sum(f.severity == s for f in scan.findings) for s in ("error", "warning", "info")}
+    text = Text()
+    for severity, n in counts.items():
+        text.append(f"{n} {severity}{'s' if n != 1 else ''}  ", style=SEVERITY_STYLE[severity] if n else "dim")
+    text.append(f"· estimated manual repair: {scan.effort.manual_minutes:g} min")
+    return text
+
+
+def terminal_report(scan: Scan) -> RenderableType:
+    return Group(
+        track_table(scan), Text("\nFindings", style="bold underline"), findings_view(scan.findings), totals_line(scan)
+    )

@@ -1,0 +1,282 @@
+"""Load a session folder: metadata of every stem, audio only on request, in blocks.
+
+Conventions
+- Positions are integer samples at the track's own sample rate; `Track.offset` places the stem on the
+  session timeline (from its BWF time reference, 0 for the earliest stem).
+- Audio comes back as float32, shape (frames,) for mono reads and (frames, channels) otherwise.
+- Files that cannot be used become `Finding`s (`unreadable`, `unsupported`), never exceptions; only a
+  session that cannot be scanned at all raises a `SessionError`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import NoAudio, SessionNotFound
+from .findings import Finding
+
+CONFIG_NAME = "sessionfix.toml"  # read by sessionfix.config; never a stem
+AUDIO_SUFFIXES = {".wav", ".wave", ".bwf", ".rf64", ".aif", ".aiff", ".aifc", ".flac"}
+BLOCK_FRAMES = 1 << 16  # ~1.4 s at 48 kHz: large enough to amortise decoding, small in memory
+
+
+@dataclass(frozen=True)
+class Track:
+    """One stem on disk. `name` is the file name, the track's identity in every report."""
+
+    path: Path
+    name: str
+    sr: int
+    channels: int
+    frames: int
+    subtype: str  # libsndfile subtype: PCM_16, PCM_24, PCM_32, FLOAT, DOUBLE, ...
+    container: str  # WAV, RF64, AIFF, FLAC, ...
+    time_reference: int  # BWF time reference, samples since midnight; 0 without a bext chunk
+    offset: int = 0  # samples from the session start to the stem's first sample
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sr
+
+    @property
+    def end(self) -> int:
+        """Timeline position (samples) just after the stem's last sample."""
+        return self.offset + self.frames
+
+
+@dataclass(frozen=True)
+class Session:
+    """A folder of stems. `tracks` are the readable ones, sorted by name; `sr` the majority rate."""
+
+    path: Path
+    tracks: tuple[Track, ...]
+    findings: tuple[Finding, ...]
+    sr: int | None
+
+    @property
+    def frames(self) -> int:
+        """Length of the session timeline in samples (at `sr`)."""
+        return max((t.end for t in self.tracks if t.sr == self.sr), default=0)
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sr if self.sr else 0.0
+
+    def track(self, name: str) -> Track:
+        for t in self.tracks:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------------------- chunks
+def _wav_chunks(path: Path) -> tuple[dict[bytes, tuple[int, int]], str | None]:
+    """Chunk id -> (data offset, declared size) of a RIFF/RF64/BW64 file, and a truncation problem.
+
+    The problem is a sentence when a chunk (usually `data`) claims more bytes than the file holds.
+    """
+    file_size = path.stat().st_size
+    chunks: dict[bytes, tuple[int, int]] = {}
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[8:12] != b"WAVE":
+            return chunks, None
+        big_data_size = None
+        pos = 12
+        while pos + 8 <= file_size:
+            fh.seek(pos)
+            cid, size = struct.unpack("<4sI", fh.read(8))
+            if cid == b"ds64":
+                ds64 = fh.read(min(size, 28))
+                if len(ds64) >= 16:
+                    big_data_size = struct.unpack("<Q", ds64[8:16])[0]
+            if cid == b"data" and size == 0xFFFFFFFF and big_data_size is not None:
+                size = big_data_size
+            chunks.setdefault(cid, (pos + 8, size))
+            if pos + 8 + size > file_size:
+                have = file_size - pos - 8
+                return chunks, (
+                    f"the file is truncated: its {cid.decode('latin-1').strip()} chunk "
+                    f"declares {size} bytes but only {have} are there"
+                )
+            pos += 8 + size + (size & 1)
+    return chunks, None
+
+
+def _bwf_time_reference(path: Path, chunks: dict[bytes, tuple[int, int]]) -> int:
+    """TimeReference (samples since midnight) from a bext chunk; 0 when absent."""
+    if b"bext" not in chunks:
+        return 0
+    start, size = chunks[b"bext"]
+    if size < 346:
+        return 0
+    with open(path, "rb") as fh:
+        fh.seek(start + 338)  # Description 256 + Originator 32 + OriginatorReference 32 + Date 10 + Time 8
+        low, high = struct.unpack("<II", fh.read(8))
+    return (high << 32) | low
+
+
+def _aiff_truncation(path: Path) -> str | None:
+    """A sentence when an AIFF chunk claims more bytes than the file holds."""
+    file_size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"FORM":
+            return None
+        pos = 12
+        while pos + 8 <= file_size:
+            fh.seek(pos)
+            cid, size = struct.unpack(">4sI", fh.read(8))
+            if pos + 8 + size > file_size:
+                return (
+                    f"the file is truncated: its {cid.decode('latin-1').strip()} chunk declares "
+                    f"{size} bytes but only {file_size - pos - 8} are there"
+                )
+            pos += 8 + size + (size & 1)
+    return None
+
+
+# ------------------------------------------------------------------------------------------ load
+def _unreadable(name: str, why: str) -> Finding:
+    return Finding(
+        kind="unreadable",
+        severity="error",
+        track=name,
+        message=f"{name} cannot be used: {why}; re-export it from the source session",
+    )
+
+
+def open_track(path: Path) -> Track | Finding:
+    """Metadata of one audio file, or an `unreadable` finding saying why it cannot be used."""
+    name = path.name
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as exc:  # libsndfile's "Format not recognised" etc.
+        return _unreadable(name, str(exc).split(":")[-1].strip().rstrip(".") or "not an audio file")
+    except OSError as exc:
+        return _unreadable(name, exc.strerror or str(exc))
+    if info.frames <= 0:
+        return _unreadable(name, "it holds no audio (zero length)")
+    time_reference = 0
+    problem = None
+    try:
+        if info.format in ("WAV", "WAVEX", "RF64", "W64") or path.suffix.lower() in (".wav", ".bwf", ".rf64"):
+            chunks, problem = _wav_chunks(path)
+            time_reference = _bwf_time_reference(path, chunks)
+        elif info.format in ("AIFF", "AIFC"):
+            problem = _aiff_truncation(path)
+    except OSError as exc:
+        return _unreadable(name, exc.strerror or str(exc))
+    if problem:
+        return _unreadable(name, problem)
+    return Track(
+        path=path,
+        name=name,
+        sr=int(info.samplerate),
+        channels=int(info.channels),
+        frames=int(info.frames),
+        subtype=str(info.subtype),
+        container=str(info.format),
+        time_reference=time_reference,
+    )
+
+
+def load_session(path: Path | str, *, exclude: frozenset[str] = frozenset()) -> Session:
+    """Read the metadata of every stem in a session folder (no audio is decoded here).
+
+    `exclude` names files to leave out (from sessionfix.toml). Raises `SessionNotFound` for a missing
+    or unreadable folder, `NoAudio` when nothing in it is usable audio. Per-file problems become
+    findings on the returned session.
+    """
+    folder = Path(path)
+    if not folder.exists():
+        raise SessionNotFound(f"{folder} does not exist; give the folder that holds the session's stems")
+    if not folder.is_dir():
+        raise SessionNotFound(f"{folder} is a file, not a folder; give the folder that holds the stems")
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise SessionNotFound(f"{folder} cannot be read ({exc.strerror}); check its permissions") from exc
+
+    tracks: list[Track] = []
+    findings: list[Finding] = []
+    for entry in entries:
+        name = entry.name
+        if name.startswith(".") or name == CONFIG_NAME or name in exclude:
+            continue  # hidden files (.DS_Store, AppleDouble ._*), our config, user exclusions
+        if entry.is_dir():
+            continue
+        if Path(name).suffix.lower() not in AUDIO_SUFFIXES:
+            findings.append(
+                Finding(
+                    kind="unsupported",
+                    severity="info",
+                    track=name,
+                    message=f"{name} is not a WAV/AIFF/FLAC stem; skipped",
+                )
+            )
+            continue
+        opened = open_track(folder / name)
+        (tracks if isinstance(opened, Track) else findings).append(opened)  # type: ignore[arg-type]
+
+    missing = exclude - {e.name for e in entries}
+    if missing:
+        findings.append(
+            Finding(
+                kind="unsupported",
+                severity="info",
+                track=None,
+                message=f"{CONFIG_NAME} excludes {', '.join(sorted(missing))}, which is not in the session",
+            )
+        )
+    if not tracks:
+        what = "no audio files" if not findings else "no readable audio files"
+        raise NoAudio(f"{folder} holds {what}; give a folder of WAV, AIFF or FLAC stems")
+
+    sr = Counter(t.sr for t in tracks).most_common(1)[0][0]
+    origin_s = min(Fraction(t.time_reference, t.sr) for t in tracks)  # exact, across sample rates
+    placed = tuple(replace(t, offset=int(round(t.time_reference - origin_s * t.sr))) for t in tracks)
+    return Session(path=folder, tracks=placed, findings=tuple(findings), sr=sr)
+
+
+# ----------------------------------------------------------------------------------------- audio
+def iter_blocks(track: Track, *, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+    """The file's samples in order, as float32 blocks of shape (frames, channels).
+
+    Raises `OSError`/`RuntimeError` when the file cannot be decoded to its declared length.
+    """
+    read = 0
+    with sf.SoundFile(str(track.path)) as fh:
+        for block in fh.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+            read += len(block)
+            yield block
+    if read < track.frames:
+        raise RuntimeError(f"only {read} of {track.frames} frames could be decoded")
+
+
+def read(track: Track, *, start: int = 0, frames: int | None = None, mono: bool = True) -> np.ndarray:
+    """Audio on the session timeline: `frames` samples from timeline position `start` (samples).
+
+    Positions outside the stem read as zeros, so stems with different BWF offsets line up.
+    Mono reads average the channels.
+    """
+    if frames is None:
+        frames = track.end - start
+    out = np.zeros((max(frames, 0), track.channels), dtype=np.float32)
+    lo = max(start, track.offset)
+    hi = min(start + frames, track.end)
+    if hi > lo:
+        with sf.SoundFile(str(track.path)) as fh:
+            fh.seek(lo - track.offset)
+            got = fh.read(hi - lo, dtype="float32", always_2d=True)
+        out[lo - start : lo - start + len(got)] = got
+    return out.mean(axis=1) if mono else out

@@ -1,0 +1,119 @@
+"""The command line end to end: exit codes, one-line errors, the JSON contract, no writes to input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import FIXTURES, ROOT, snapshot
+from sessionfix.cli import main
+
+SCHEMA = json.loads(files("sessionfix.report").joinpath("scan.schema.json").read_text())
+SHARED_SCHEMA = ROOT.parent / "shared" / "spec" / "scan.schema.json"
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_vendored_schema_is_the_shared_contract() -> None:
+    if not SHARED_SCHEMA.exists():
+        pytest.skip("../shared/spec is not beside this checkout")
+    assert json.loads(SHARED_SCHEMA.read_text()) == SCHEMA
+
+
+@pytest.mark.parametrize("session", ["qc", "demo", "bwf"])
+def test_json_report_is_valid_against_the_contract(session: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["scan", str(FIXTURES / session), "--json", "-"], capsys)
+    report = json.loads(out)
+    jsonschema.validate(report, SCHEMA)
+    assert err == ""
+    assert report["session"]["sample_rate"] == 48000
+    assert code == (1 if session == "qc" else 0)
+
+
+def test_fail_on_sets_the_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    demo = str(FIXTURES / "demo")  # one warning (polarity) and one info (a notes file)
+    assert run(["scan", demo], capsys)[0] == 0
+    assert run(["scan", demo, "--fail-on", "warning"], capsys)[0] == 1
+    assert run(["scan", demo, "--fail-on", "info"], capsys)[0] == 1
+    assert run(["scan", str(FIXTURES / "qc"), "--fail-on", "error"], capsys)[0] == 1
+
+
+def test_terminal_report_lists_tracks_and_findings(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["scan", str(FIXTURES / "qc")], capsys)
+    for text in ("Snare Bottom.wav", "polarity", "Truncated.wav", "Gtr 44k.wav", "44.1 kHz", "errors"):
+        assert text in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["scan", "/no/such/session"], "does not exist"),
+        (["scan", str(FIXTURES / "qc" / "Bass DI.wav")], "is a file, not a folder"),
+        (["scan", str(FIXTURES / "demo"), "--fail-on", "sometimes"], "--fail-on"),
+        (["scan"], "Missing argument"),
+        (["scan", str(FIXTURES / "demo"), "--bogus"], "No such option"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(args: list[str], message: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(args, capsys)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err + out
+
+
+def test_empty_folder_and_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["scan", str(tmp_path)], capsys)
+    assert code == 2 and "no audio files" in err
+    sf.write(tmp_path / "Kick.wav", np.zeros(100) + 0.1, 48000)
+    (tmp_path / "sessionfix.toml").write_text("[qc]\nclip_run_samples = 'many'\n")
+    code, _, err = run(["scan", str(tmp_path)], capsys)
+    assert code == 2 and "clip_run_samples must be a number" in err
+    (tmp_path / "sessionfix.toml").write_text("[roles]\n'Kick.wav' = 'cowbell'\n")
+    code, _, err = run(["scan", str(tmp_path)], capsys)
+    assert code == 2 and "cowbell" in err
+
+
+def test_config_overrides_roles_and_thresholds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    x = 0.5 * np.sin(np.arange(48000) / 10.0)
+    x[1000:1003] = 1.0  # a 3-sample clip
+    sf.write(tmp_path / "Track 07.wav", x, 48000, subtype="PCM_24")
+    (tmp_path / "sessionfix.toml").write_text("[roles]\n'Track 07.wav' = 'snare'\n[qc]\nclip_run_samples = 4\n")
+    code, out, _ = run(["scan", str(tmp_path), "--json", "-"], capsys)
+    report = json.loads(out)
+    assert report["tracks"][0]["role"] == "snare"
+    assert [f["kind"] for f in report["findings"]] == []
+
+
+def test_scanning_never_writes_into_the_session(qc_session: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(qc_session)
+    report = tmp_path / "out" / "scan.json"
+    report.parent.mkdir()
+    assert run(["scan", str(qc_session), "--json", str(report)], capsys)[0] == 1
+    assert json.loads(report.read_text())["schema"] == "sessionfix.scan/1"
+    code, _, err = run(["scan", str(qc_session), "--json", str(qc_session / "scan.json")], capsys)
+    assert code == 2 and "inside the session folder" in err
+    assert snapshot(qc_session) == before
+    assert sorted(os.listdir(report.parent)) == ["scan.json"]  # no temporary file left behind
+
+
+def test_installed_console_script_runs_without_traceback(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("sessionfix")
+    proc = subprocess.run([str(exe), "scan", str(tmp_path / "missing")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("sessionfix: ") and "Traceback" not in proc.stderr

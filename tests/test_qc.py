@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from make_fixtures import kit_session
+from sessionfix.pipeline import scan
+from sessionfix.qc import QcParams, full_scale_threshold, measure_track
+from sessionfix.session import load_session
+
+from conftest import FIXTURES
+
+EXPECTED = {  # track -> (kind, severity): one defect per track in fixtures/qc
+    "Bass DI.wav": ("duplicate", "warning"),
+    "Gtr Clipped.wav": ("clipping", "warning"),
+    "Keys DC.wav": ("dc_offset", "warning"),
+    "Vox Silent.wav": ("silent", "warning"),
+    "Synth Dual Mono.wav": ("dual_mono", "warning"),
+    "Gtr 44k.wav": ("sample_rate_mismatch", "error"),
+    "Keys 24bit.wav": ("bit_depth_mismatch", "warning"),
+    "Perc Short.wav": ("length_mismatch", "warning"),
+    "Snare Bottom.wav": ("polarity", "warning"),
+    "Truncated.wav": ("unreadable", "error"),
+    "Corrupt.wav": ("unreadable", "error"),
+    "Empty.wav": ("unreadable", "error"),
+    "session notes.pdf": ("unsupported", "info"),
+}
+
+
+@pytest.fixture(scope="module")
+def qc_scan():
+    return scan(FIXTURES / "qc")
+
+
+def test_every_defect_is_reported_on_its_track_and_nowhere_else(qc_scan) -> None:
+    got = {(f.track, f.kind, f.severity) for f in qc_scan.findings}
+    assert got == {(track, kind, severity) for track, (kind, severity) in EXPECTED.items()}
+
+
+def test_quantities_are_right(qc_scan) -> None:
+    f = {x.track: x for x in qc_scan.findings}
+    assert f["Keys DC.wav"].value == pytest.approx(20 * np.log10(0.02), abs=0.3)
+    assert f["Perc Short.wav"].value == pytest.approx(-500.0)
+    assert f["Gtr 44k.wav"].value == 44100
+    assert f["Keys 24bit.wav"].value == 24
+    assert "flip the polarity of Snare Bottom.wav" in f["Snare Bottom.wav"].message
+    assert "Bass DI copy.wav" in f["Bass DI.wav"].message
+
+
+def _write(path: Path, x: np.ndarray, subtype: str = "PCM_24") -> None:
+    sf.write(path, x, 48000, subtype=subtype)
+
+
+@pytest.mark.parametrize("block_frames", [7, 64, 1000, 1 << 16])
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_clip_runs_are_found_to_the_sample_whatever_the_block_size(tmp_path: Path, block_frames: int,
+                                                                   subtype: str) -> None:
+    x = 0.5 * np.sin(np.arange(20000) / 30.0)
+    runs = [(100, 103), (999, 1010), (5000, 5002), (19990, 20000)]  # the 2-sample one is not a clip
+    for s, e in runs:
+        x[s:e] = -1.0 if s % 2 else 1.0
+    _write(tmp_path / "c.wav", x, subtype)
+    track = load_session(tmp_path).track("c.wav")
+    stats = measure_track(track, params=QcParams(), block_frames=block_frames)
+    assert stats.clip_runs == ((100, 103), (999, 1010), (19990, 20000))
+    assert stats.peak == pytest.approx(1.0, abs=1e-4)
+
+
+def test_full_scale_threshold_is_just_below_one_lsb() -> None:
+    assert full_scale_threshold("PCM_16") == pytest.approx(1 - 2**-15, abs=1e-9)
+    assert full_scale_threshold("FLOAT") == 1.0
+
+
+def test_envelope_and_statistics_do_not_depend_on_block_size(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((30011, 2)) * 0.1 + 0.01
+    _write(tmp_path / "n.wav", x, "FLOAT")
+    track = load_session(tmp_path).track("n.wav")
+    a = measure_track(track, params=QcParams(), block_frames=256)
+    b = measure_track(track, params=QcParams(), block_frames=1 << 16)
+    np.testing.assert_array_equal(a.envelope, b.envelope)
+    assert a.digest == b.digest and a.peak == b.peak
+    assert a.dc == pytest.approx(b.dc) and a.dc == pytest.approx(tuple(x.mean(axis=0)), abs=1e-6)
+    assert len(a.envelope) == -(-30011 // 256)
+
+
+def _kit(tmp_path: Path, flip: dict[str, float]) -> Path:
+    mics, _ = kit_session(48000, 3.0, seed=5)
+    for name in ("Snare Top", "Snare Bottom", "OH L"):
+        _write(tmp_path / f"{name}.wav", mics[name] * flip.get(name, 1.0))
+    return tmp_path
+
+
+def test_polarity_corrected_bottom_mic_is_clean(tmp_path: Path) -> None:
+    result = scan(_kit(tmp_path, {"Snare Bottom": -1.0}))
+    assert [f for f in result.findings if f.kind == "polarity"] == []
+
+
+def test_polarity_names_the_mic_that_disagrees_with_the_overheads(tmp_path: Path) -> None:
+    result = scan(_kit(tmp_path, {"Snare Bottom": -1.0, "Snare Top": -1.0}))
+    polarity = [f for f in result.findings if f.kind == "polarity"]
+    assert [f.track for f in polarity] == ["Snare Top.wav"]
+    assert "flip the polarity of Snare Top.wav" in polarity[0].message
