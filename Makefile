@@ -20,11 +20,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests fixtures
+	$(BIN)/ruff check src tests fixtures benchmarks
 	$(BIN)/mypy src
 
 bench: $(STAMP)
-	$(BIN)/python tests/bench.py
+	$(BIN)/python benchmarks/bench.py
 
 regen: $(STAMP)
 	$(BIN)/python fixtures/make_fixtures.py

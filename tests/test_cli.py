@@ -67,8 +67,9 @@ def test_terminal_report_lists_tracks_and_findings(capsys: pytest.CaptureFixture
         (["scan", str(FIXTURES / "demo"), "--bogus"], "No such option"),
     ],
 )
-def test_bad_arguments_give_one_line_and_exit_2(args: list[str], message: str,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_give_one_line_and_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run(args, capsys)
     assert code == 2
     assert message in err
@@ -99,8 +100,9 @@ def test_config_overrides_roles_and_thresholds(tmp_path: Path, capsys: pytest.Ca
     assert [f["kind"] for f in report["findings"]] == []
 
 
-def test_scanning_never_writes_into_the_session(qc_session: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_scanning_never_writes_into_the_session(
+    qc_session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = snapshot(qc_session)
     report = tmp_path / "out" / "scan.json"
     report.parent.mkdir()

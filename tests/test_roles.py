@@ -24,8 +24,13 @@ def test_held_back_names_are_at_least_90_percent_right(listing: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "words"),
-    [("01_KikIn.wav", "kik in"), ("Snr-Top_2.aif", "snr top 2"), ("OH.L.wav", "oh l"), ("RackTom2", "rack tom 2"),
-     ("12", "12")],
+    [
+        ("01_KikIn.wav", "kik in"),
+        ("Snr-Top_2.aif", "snr top 2"),
+        ("OH.L.wav", "oh l"),
+        ("RackTom2", "rack tom 2"),
+        ("12", "12"),
+    ],
 )
 def test_normalise_name(name: str, words: str) -> None:
     assert normalise_name(name) == words
@@ -33,9 +38,17 @@ def test_normalise_name(name: str, words: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "role"),
-    [("Bass Drum.wav", "kick"), ("Bass DI.wav", "bass"), ("Snare Top.wav", "snare"), ("Lead Gtr.wav", "guitar"),
-     ("Lead.wav", "vocal"), ("Gtr Dbl.wav", "guitar"), ("Vox Dbl.wav", "vocal"), ("T1.wav", "tom"),
-     ("Click.wav", "other")],
+    [
+        ("Bass Drum.wav", "kick"),
+        ("Bass DI.wav", "bass"),
+        ("Snare Top.wav", "snare"),
+        ("Lead Gtr.wav", "guitar"),
+        ("Lead.wav", "vocal"),
+        ("Gtr Dbl.wav", "guitar"),
+        ("Vox Dbl.wav", "vocal"),
+        ("T1.wav", "tom"),
+        ("Click.wav", "other"),
+    ],
 )
 def test_rule_order_settles_ambiguous_names(name: str, role: str) -> None:
     assert role_from_name(name) == role
@@ -47,8 +60,18 @@ def test_overrides_win() -> None:
 
 
 def test_kit_layout_pairs_every_close_mic_with_every_reference_and_groups_siblings() -> None:
-    names = ["Kick In.wav", "Kick Out.wav", "Snare Top.wav", "Snare Bottom.wav", "Tom 1.wav", "Tom 2.wav",
-             "OH L.wav", "OH R.wav", "Room.wav", "Bass DI.wav"]
+    names = [
+        "Kick In.wav",
+        "Kick Out.wav",
+        "Snare Top.wav",
+        "Snare Bottom.wav",
+        "Tom 1.wav",
+        "Tom 2.wav",
+        "OH L.wav",
+        "OH R.wav",
+        "Room.wav",
+        "Bass DI.wav",
+    ]
     layout = kit_layout(assign_roles(names))
     assert layout.references == ("OH L.wav", "OH R.wav", "Room.wav")
     assert len(layout.pairs) == 6 * 3

@@ -47,7 +47,9 @@ def test_read_pads_outside_the_stem_with_zeros(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got[10:1010], x.astype(np.float32))
 
 
-@pytest.mark.parametrize("fmt", [("x.aiff", "AIFF", "PCM_24"), ("x.flac", "FLAC", "PCM_16"), ("x.wav", "RF64", "PCM_24")])
+@pytest.mark.parametrize(
+    "fmt", [("x.aiff", "AIFF", "PCM_24"), ("x.flac", "FLAC", "PCM_16"), ("x.wav", "RF64", "PCM_24")]
+)
 def test_other_containers_load(tmp_path: Path, fmt: tuple[str, str, str]) -> None:
     name, container, subtype = fmt
     sf.write(tmp_path / name, np.zeros((480, 2)) + 0.1, 48000, format=container, subtype=subtype)

@@ -51,7 +51,7 @@ class TrackStats:
 
     name: str
     peak: float  # max |x| over all channels, linear
-    dc: tuple[float, ...]  # mean per channel, linear
+    dc: tuple[float, ...]  # per channel, median of 1 s window means, linear
     clip_runs: tuple[tuple[int, int], ...]  # [start, end) of each run of full-scale samples
     identical_channels: bool  # a multichannel file whose channels are all the same (False for mono)
     digest: str  # hash of the decoded samples, for duplicate detection
@@ -80,6 +80,17 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges[0::2], edges[1::2]
 
 
+def _dc_offset(window_sums: np.ndarray, frames: int, sr: int) -> tuple[float, ...]:
+    """Per channel, the median over 1 s windows of the window's mean.
+
+    A converter's DC offset is in every window; the mean of music over a short file is not (a
+    decaying bass note has a mean of its own), so the median keeps one and ignores the other.
+    """
+    counts = np.clip(frames - np.arange(len(window_sums)) * sr, 0, sr).astype(float)
+    used = counts > 0
+    return tuple(np.median(window_sums[used] / counts[used, None], axis=0).tolist())
+
+
 def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_FRAMES) -> TrackStats:
     """Stream one file once and collect everything the checks need.
 
@@ -88,7 +99,7 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
     threshold = full_scale_threshold(track.subtype)
     digest = hashlib.blake2b(digest_size=16)
     peak = 0.0
-    sums = np.zeros(track.channels)
+    window_sums = np.zeros((-(-track.frames // track.sr) + 1, track.channels))  # per 1 s of file
     identical = track.channels > 1
     runs: list[tuple[int, int]] = []
     open_run: int | None = None  # start of a full-scale run still going at the end of the last block
@@ -99,7 +110,11 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
         digest.update(block.tobytes())
         magnitude = np.abs(block)
         peak = max(peak, float(magnitude.max()))
-        sums += block.sum(axis=0, dtype=np.float64)
+        window = (pos + np.arange(len(block))) // track.sr
+        for c in range(track.channels):
+            window_sums[:, c] += np.bincount(window, weights=block[:, c], minlength=len(window_sums))[
+                : len(window_sums)
+            ]
         if identical:
             identical = bool((block == block[:, :1]).all())
 
@@ -129,7 +144,7 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
     return TrackStats(
         name=track.name,
         peak=peak,
-        dc=tuple((sums / max(pos, 1)).tolist()),
+        dc=_dc_offset(window_sums, pos, track.sr),
         clip_runs=tuple(runs),
         identical_channels=identical,
         digest=digest.hexdigest(),

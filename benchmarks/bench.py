@@ -1,0 +1,117 @@
+"""Measured speeds and memory, printed as a table. `make bench` runs it; numbers go in closing notes.
+
+Every timing runs in a child process pinned to one core (taskset where available) with BLAS/OpenMP
+threads set to 1, so the figures are "per track on one core" as the issues state them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SR = 48000
+ONE_CORE_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+def make_track(path: Path, seconds: float, seed: int) -> None:
+    """A drum-like stem: decaying noise bursts on eighth notes at 120 bpm, PCM_24, written in blocks."""
+    rng = np.random.default_rng(seed)
+    hit = rng.standard_normal(int(0.2 * SR)) * np.exp(-np.arange(int(0.2 * SR)) / (0.03 * SR))
+    period = SR // 4
+    bar = np.zeros(period * 16)
+    for k in range(16):
+        bar[k * period : k * period + len(hit)] += hit * (0.3 + 0.6 * rng.random())
+    bar = 0.5 * bar / np.abs(bar).max()
+    with sf.SoundFile(str(path), "w", SR, 1, "PCM_24") as fh:
+        for _ in range(int(seconds * SR) // len(bar)):
+            fh.write(bar + 1e-4 * rng.standard_normal(len(bar)))
+
+
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+from sessionfix.session import load_session, iter_blocks
+from sessionfix.qc import QcParams, measure_track
+from sessionfix.pipeline import scan
+what, folder = sys.argv[1], Path(sys.argv[2])
+t0 = time.perf_counter()
+if what == "decode":
+    for t in load_session(folder).tracks:
+        for _ in iter_blocks(t):
+            pass
+elif what == "qc_track":
+    for t in load_session(folder).tracks:
+        measure_track(t, params=QcParams())
+else:
+    scan(folder)
+print(json.dumps({"seconds": time.perf_counter() - t0,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child(what: str, folder: Path) -> dict[str, float]:
+    cmd = [sys.executable, "-c", CHILD, what, str(folder)]
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **ONE_CORE_ENV})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def best_of(n: int, what: str, folder: Path) -> dict[str, float]:
+    runs = [child(what, folder) for _ in range(n)]
+    return min(runs, key=lambda r: r["seconds"])
+
+
+def main() -> None:
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="sessionfix-bench-") as tmp:
+        root = Path(tmp)
+        one = root / "one"
+        one.mkdir()
+        make_track(one / "Snare Top.wav", 300.0, seed=1)
+        decode = best_of(3, "decode", one)
+        qc = best_of(3, "qc_track", one)
+        rows.append(
+            (
+                "decode 5-min mono PCM_24 (1 core)",
+                f"{decode['seconds']:.2f} s",
+                f"{300 / decode['seconds']:.0f}x real time",
+            )
+        )
+        rows.append(
+            (
+                "QC of one 5-min track (1 core)",
+                f"{qc['seconds']:.2f} s",
+                f"{300 / qc['seconds']:.0f}x real time (target >= 200x)",
+            )
+        )
+
+        for n in (4, 24):
+            folder = root / f"n{n}"
+            folder.mkdir()
+            for i in range(n):
+                make_track(folder / f"Perc {i + 1:02d}.wav", 60.0, seed=10 + i)
+            r = child("scan", folder)
+            rows.append(
+                (
+                    f"scan of {n} tracks x 60 s: peak memory",
+                    f"{r['max_rss_mb']:.0f} MB",
+                    f"{n * 60 / r['seconds']:.0f}x real time over the session",
+                )
+            )
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>10}  note")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>10}  {note}")
+
+
+if __name__ == "__main__":
+    main()
