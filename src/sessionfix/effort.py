@@ -45,18 +45,18 @@ class Effort:
     items: tuple[EffortItem, ...]
 
 
-def _units(finding: Finding) -> int:
-    """Units of work in one finding: moved hits for a partial quantisation, else one."""
-    if finding.kind == "partial_quantisation" and finding.unit == "hits" and finding.value:
-        return int(finding.value)
-    return 1
+def estimate_effort(findings: list[Finding] | tuple[Finding, ...], *, units: dict[str, int] | None = None) -> Effort:
+    """Minutes by hand per finding kind, in the order of the contract's kinds.
 
-
-def estimate_effort(findings: list[Finding] | tuple[Finding, ...]) -> Effort:
-    """Minutes by hand per finding kind, in the order of the contract's kinds."""
+    units : work units per kind where one finding is not one unit, e.g. the distinct hits a partial
+    quantisation moved (one hit moved on Snare Top and Snare Bottom is one edit of the kit).
+    """
     counts: dict[str, int] = {}
     for f in findings:
-        counts[f.kind] = counts.get(f.kind, 0) + _units(f)
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    for kind, n in (units or {}).items():
+        if kind in counts:
+            counts[kind] = n
     items = tuple(
         EffortItem(kind=k, count=counts[k], minutes=round(counts[k] * MINUTES_PER_UNIT[k], 1))
         for k in MINUTES_PER_UNIT

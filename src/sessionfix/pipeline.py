@@ -9,6 +9,7 @@ from .config import Config, load_config
 from .effort import Effort, estimate_effort
 from .errors import ConfigError
 from .findings import SEVERITY_RANK, Finding
+from .kit import KitAnalysis, KitParams, analyse_kit
 from .qc import QcResult, check_session
 from .roles import KitLayout, Role, assign_roles, kit_layout
 from .session import Session, load_session
@@ -23,6 +24,7 @@ class Scan:
     roles: dict[str, Role]
     layout: KitLayout
     qc: QcResult
+    kit: KitAnalysis
     findings: tuple[Finding, ...]  # every stage's, sorted by track then time
     effort: Effort
 
@@ -45,13 +47,15 @@ def scan(path: Path | str) -> Scan:
     roles = assign_roles([t.name for t in session.tracks], overrides=config.roles)
     layout = kit_layout(roles, pairs=config.pairs)
     qc = check_session(session, layout=layout, roles=roles, params=config.qc)
-    findings = tuple(sorted(session.findings + qc.findings, key=_sort_key))
+    kit = analyse_kit(session, layout=layout, roles=roles, params=KitParams(), usable=usable_tracks(session, qc))
+    findings = tuple(sorted(session.findings + qc.findings + kit.findings, key=_sort_key))
+    effort = estimate_effort(findings, units={"partial_quantisation": kit.moved_hits})
     return Scan(
-        session=session,
-        config=config,
-        roles=roles,
-        layout=layout,
-        qc=qc,
-        findings=findings,
-        effort=estimate_effort(findings),
+        session=session, config=config, roles=roles, layout=layout, qc=qc, kit=kit, findings=findings, effort=effort
     )
+
+
+def usable_tracks(session: Session, qc: QcResult) -> set[str]:
+    """Tracks the analysis stages may read: decoded, at the session rate, not silent."""
+    silent = {f.track for f in qc.findings if f.kind in ("silent", "unreadable")}
+    return {t.name for t in session.tracks if t.sr == session.sr and t.name in qc.stats and t.name not in silent}

@@ -280,3 +280,23 @@ def read(track: Track, *, start: int = 0, frames: int | None = None, mono: bool 
             got = fh.read(hi - lo, dtype="float32", always_2d=True)
         out[lo - start : lo - start + len(got)] = got
     return out.mean(axis=1) if mono else out
+
+
+def read_windows(track: Track, starts: np.ndarray, frames: int) -> np.ndarray:
+    """Mono windows of `frames` samples at timeline positions `starts`, shape (len(starts), frames).
+
+    One open file for all windows, read in position order; the rest of the file is never decoded.
+    Positions outside the stem read as zeros.
+    """
+    out = np.zeros((len(starts), frames), dtype=np.float32)
+    if not len(starts):
+        return out
+    with sf.SoundFile(str(track.path)) as fh:
+        for i in np.argsort(starts, kind="stable"):
+            start = int(starts[i])
+            lo, hi = max(start, track.offset), min(start + frames, track.end)
+            if hi > lo:
+                fh.seek(lo - track.offset)
+                got = fh.read(hi - lo, dtype="float32", always_2d=True).mean(axis=1)
+                out[i, lo - start : lo - start + len(got)] = got
+    return out

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .. import __version__
+from ..kit import PairAnalysis
 from ..pipeline import Scan
 
 SCHEMA = "sessionfix.scan/1"
@@ -18,6 +19,40 @@ SCHEMA = "sessionfix.scan/1"
 
 def _finite(x: float | None, digits: int) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), digits)
+
+
+def _tempo(scan: Scan) -> dict[str, Any] | None:
+    tempo = scan.kit.tempo
+    if tempo is None:
+        return None
+    return {
+        "bpm": round(tempo.bpm, 3),
+        "first_downbeat_s": round(tempo.first_beat_s, 4),
+        "meter": tempo.meter,
+        "beats_s": [round(float(b), 4) for b in tempo.beats_s],
+    }
+
+
+def _pair(p: PairAnalysis, sr: int) -> dict[str, Any]:
+    moves = p.moves_ms
+    return {
+        "close": p.close,
+        "reference": p.reference,
+        "instrument": p.instrument,
+        "state": p.state,
+        "natural_lag_ms": _finite(p.natural_lag_ms, 4),
+        "natural_lag_basis": p.natural_lag_basis,
+        "spread_ms": _finite(p.spread_ms, 4),
+        "hits": [
+            {
+                "close_s": round(int(pos) / sr, 6),
+                "lag_ms": _finite(float(lag), 4),
+                "move_ms": _finite(float(move), 4),
+                "polarity": int(sign) or None,
+            }
+            for pos, lag, move, sign in zip(p.positions, p.lags_ms, moves, p.signs, strict=True)
+        ],
+    }
 
 
 def scan_to_dict(scan: Scan) -> dict[str, Any]:
@@ -67,8 +102,12 @@ def scan_to_dict(scan: Scan) -> dict[str, Any]:
             "duration_s": round(session.duration_s, 4),
         },
         "tracks": tracks,
-        "tempo": None,
-        "kit": {"pairs": []},
+        "tempo": _tempo(scan),
+        "kit": {
+            "pairs": [_pair(p, scan.session.sr or 48000) for p in scan.kit.pairs],
+            "edited": list(scan.kit.edited),
+            "moved_hits": scan.kit.moved_hits,
+        },
         "findings": findings,
         "effort": {"manual_minutes": scan.effort.manual_minutes, "items": [asdict(i) for i in scan.effort.items]},
     }

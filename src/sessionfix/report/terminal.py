@@ -54,6 +54,42 @@ def track_table(scan: Scan) -> Table:
     return table
 
 
+def _stem(name: str) -> str:
+    return name.rsplit(".", 1)[0]
+
+
+def kit_table(scan: Scan) -> RenderableType:
+    pairs = scan.kit.pairs
+    if not pairs:
+        return Text("")
+    tempo = scan.kit.tempo
+    title = "Kit coherence" + (f" (tempo {tempo.bpm:.1f} bpm)" if tempo else "")
+    table = Table(title=title, title_justify="left")
+    for column, justify in (
+        ("close -> reference", "left"),
+        ("state", "left"),
+        ("natural lag ms", "right"),
+        ("spread ms", "right"),
+        ("hits", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    style = {"coherent": "green", "constant_offset": "yellow", "partially_quantised": "bold red"}
+    for p in pairs:
+        assumed = p.natural_lag_basis == "centred" and p.state == "partially_quantised"
+        natural = "-" if p.natural_lag_ms is None else f"{p.natural_lag_ms:.2f}" + ("*" if assumed else "")
+        spread = "-" if p.spread_ms is None else f"{p.spread_ms:.2f}"
+        table.add_row(
+            f"{_stem(p.close)} -> {_stem(p.reference)}",
+            Text(p.state, style=style[p.state]),
+            natural,
+            spread,
+            f"{int(p.measured.sum())}/{len(p.lags_ms)}",
+        )
+    if any(p.natural_lag_basis == "centred" and p.state == "partially_quantised" for p in pairs):
+        table.caption = "* every hit was moved: natural lag assumed from the drummer being centred on the beat"
+    return table
+
+
 def findings_view(findings: tuple[Finding, ...] | list[Finding]) -> RenderableType:
     if not findings:
         return Text("No findings: the session is clean.", style="green")
@@ -80,5 +116,9 @@ def totals_line(scan: Scan) -> Text:
 
 def terminal_report(scan: Scan) -> RenderableType:
     return Group(
-        track_table(scan), Text("\nFindings", style="bold underline"), findings_view(scan.findings), totals_line(scan)
+        track_table(scan),
+        kit_table(scan),
+        Text("\nFindings", style="bold underline"),
+        findings_view(scan.findings),
+        totals_line(scan),
     )
