@@ -162,8 +162,8 @@ def measure_lags(
     # PHAT weighting (phat=1) whitens the cross-spectrum for a sharp peak; phat<1 keeps some of the
     # spectrum's shape, for drums whose energy sits in a few bins
     magnitude = np.abs(cross) + 1e-12 * np.abs(cross).max(axis=1, keepdims=True) + 1e-30
-    phat = cross / magnitude**phat * mask
-    corr = np.fft.irfft(phat, n_fft, axis=1)[:, : span + 1]
+    weighted = cross / magnitude**phat * mask
+    corr = np.fft.irfft(weighted, n_fft, axis=1)[:, : span + 1]
     plain = np.fft.irfft(cross * mask, n_fft, axis=1)[:, : span + 1]  # band-limited, unweighted
     c_energy = np.sum(np.abs(c_spec * mask) ** 2, axis=1) / n_fft * 2
     r_band = np.fft.irfft(r_spec * mask, n_fft, axis=1)[:, : reference.shape[1]]
@@ -181,7 +181,7 @@ def measure_lags(
         # the band-limited correlation between samples, evaluated from its spectrum
         taus = k + fine
         phase = np.exp(2j * np.pi * np.outer(taus, bins) / n_fft)
-        values: np.ndarray = np.asarray((phase * (phat[i, bins] * weights)).real.sum(axis=1) * np.sign(rho))
+        values: np.ndarray = np.asarray((phase * (weighted[i, bins] * weights)).real.sum(axis=1) * np.sign(rho))
         j = int(np.clip(np.argmax(values), 1, len(fine) - 2))
         y0, y1, y2 = values[j - 1 : j + 2]
         offset = 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2) if (y0 - 2 * y1 + y2) < 0 else 0.0
