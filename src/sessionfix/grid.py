@@ -58,6 +58,15 @@ def _periodicity(times_s: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, 
     return np.arange(len(ac)) / rate, ac / (ac[0] + 1e-12)
 
 
+def _densest_phase(times_s: np.ndarray, step: float, *, width: float) -> float:
+    """The phase (seconds, modulo `step`) shared by the most hits, within `width`."""
+    phases = np.sort(np.mod(times_s, step))
+    wrapped = np.concatenate((phases, phases + step))
+    counts = np.searchsorted(wrapped, wrapped[: len(phases)] + width, side="right") - np.arange(len(phases))
+    best = int(np.argmax(counts))
+    return float(np.median(wrapped[best : best + counts[best]]))
+
+
 def estimate_tempo(
     times_s: np.ndarray,
     *,
@@ -65,19 +74,21 @@ def estimate_tempo(
     end_s: float,
     meter: int = 4,
     downbeat_times_s: np.ndarray | None = None,
+    bpm_hint: float | None = None,
 ) -> Tempo | None:
     """A straight tempo grid fitted to drum hits; None with fewer than 8 hits.
 
     times_s : hit times, seconds. weights : per hit (louder hits count more). downbeat_times_s : the
-    kick hits, which mark beats 1 and 3 in most grooves and so place the bar line.
+    kick hits, which mark beats 1 and 3 in most grooves and so place the bar line. bpm_hint : a tempo
+    already known (from the whole kit), to fit only this set of hits' lattice to.
     """
     times_s = np.sort(np.asarray(times_s, float))
     if len(times_s) < 8:
         return None
     weights = np.ones(len(times_s)) if weights is None else np.asarray(weights, float)
     lags, ac = _periodicity(times_s, weights)
-    best_bpm, best_score = PRIOR_BPM, -np.inf
-    for bpm in np.arange(MIN_BPM, MAX_BPM, 0.25):
+    best_bpm, best_score = bpm_hint or PRIOR_BPM, -np.inf
+    for bpm in np.arange(MIN_BPM, MAX_BPM, 0.25) if bpm_hint is None else ():
         beat = 60.0 / bpm
         # comb over the beat and its first multiples, plus the eighth-note level
         idx = [int(round(k * beat * 200)) for k in (1, 2, 3, 4)]
@@ -86,20 +97,25 @@ def estimate_tempo(
         if score > best_score:
             best_bpm, best_score = bpm, score
 
-    # Least-squares refinement of period and phase on the sixteenth lattice.
+    # Least-squares refinement of period and phase on the sixteenth lattice: first the period, loosely,
+    # then the phase where most hits agree (quantised hits share one to the sample), then both again
+    # on the hits that sit on that lattice.
     step = 60.0 / best_bpm / 4
-    phase = times_s[0]
+    phase = float(times_s[0])
     tolerance = 0.3 * step
-    for _ in range(8):
+    for i in range(2 if bpm_hint else 0, 8):  # a known tempo needs no loose period fit
+        if i == 2:
+            phase = _densest_phase(times_s, step, width=0.001)
+            tolerance = 0.002  # from here on, only the hits on that lattice
         k = np.round((times_s - phase) / step)
         residual = np.abs(times_s - (phase + k * step))
         close = residual < tolerance
         if close.sum() < 4:
             break
-        # tighten onto the hits that sit on the lattice: quantised hits, not flams or pushed notes
-        tolerance = max(3 * float(np.median(residual[close])), 0.0005)
         a = np.vstack([np.ones(close.sum()), k[close]]).T
         (phase, step), *_ = np.linalg.lstsq(a, times_s[close], rcond=None)
+        if i >= 3:
+            tolerance = min(tolerance, max(3 * float(np.median(residual[close])), 0.0005))
     bpm = 60.0 / (4 * step)
 
     # Which sixteenth is a beat, and which beat starts a bar: where the kicks (else all hits) fall.

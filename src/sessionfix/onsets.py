@@ -38,7 +38,7 @@ class OnsetParams:
     window_ms: float = 3.0  # envelope smoothing: longer than a snare's or click's cycle, shorter than an attack
     rise_db: float = 9.0  # a hit raises the band energy this much over the preceding few ms
     rise_lag_ms: float = 4.0  # ...compared with the maximum this long before
-    min_interval_ms: float = 8.0  # two attacks closer than this are one hit; a flam's grace note is 15-30 ms ahead
+    min_interval_ms: float = 3.0  # two attacks closer than this are one hit; an edit can leave a flam 4-10 ms ahead
     bleed_db: float = 20.0  # candidates this far below the mic's loud hits are bleed; ghost notes sit ~6-15 dB
     refine_fraction: float = 0.05  # the attack starts where |x| first rises this share of the way to its peak
 
