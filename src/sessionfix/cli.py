@@ -12,13 +12,19 @@ import sys
 import tempfile
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from .errors import OutputError, SessionError
 from .findings import at_or_above
+
+if TYPE_CHECKING:
+    from .pipeline import Scan
+    from .realign import EditPlan
 
 EXIT_OK, EXIT_FINDINGS, EXIT_FAILED = 0, 1, 2
 # Typer vendors click in new releases and re-exports it in old ones; its public BadParameter derives
@@ -142,7 +148,7 @@ def align_command(
     raise typer.Exit(EXIT_OK)
 
 
-def _plan_summary(result, plan, sr: int) -> str:  # type: ignore[no-untyped-def]
+def _plan_summary(result: Scan, plan: EditPlan, sr: int) -> str:
     if not result.kit.edited:
         return "No partially quantised kit mics: nothing to realign; every stem is copied unchanged."
     moves_ms = np.abs(np.asarray(plan.moves)) / sr * 1e3 if plan.moves else np.zeros(1)
@@ -157,9 +163,7 @@ def _plan_summary(result, plan, sr: int) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
-def _coherence_table(before, after):  # type: ignore[no-untyped-def]
-    from rich.table import Table
-
+def _coherence_table(before: Scan, after: Scan) -> Table:
     table = Table(title="Coherence (spread of the per-hit lag, ms)", title_justify="left")
     for column in ("close -> reference", "before", "after"):
         table.add_column(column, justify="left" if column.startswith("close") else "right")
@@ -173,7 +177,7 @@ def _coherence_table(before, after):  # type: ignore[no-untyped-def]
     return table
 
 
-def _write_aligned(result, plan, out: Path) -> None:  # type: ignore[no-untyped-def]
+def _write_aligned(result: Scan, plan: EditPlan, out: Path) -> None:
     """Every readable stem into `out`: the moved group re-rendered, the rest copied byte for byte."""
     import soundfile as sf
 
