@@ -87,3 +87,14 @@ def test_hidden_files_and_excluded_files_are_skipped(tmp_path: Path) -> None:
     session = load_session(tmp_path, exclude=frozenset({"Click.wav"}))
     assert [t.name for t in session.tracks] == ["Kick.wav"]
     assert session.findings == ()
+
+
+def test_a_stem_without_bwf_starts_with_the_earliest_bwf_stem(tmp_path: Path) -> None:
+    from make_fixtures import write_bwf
+
+    write_bwf(tmp_path / "a.wav", np.zeros(100) + 0.1, 3600 * 48000 + 480)
+    write_bwf(tmp_path / "b.wav", np.zeros(100) + 0.1, 3600 * 48000)
+    sf.write(tmp_path / "c.wav", np.zeros(100) + 0.1, 48000)
+    session = load_session(tmp_path)
+    assert [t.offset for t in session.tracks] == [480, 0, 0]
+    assert session.track("c.wav").time_reference is None

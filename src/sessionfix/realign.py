@@ -232,7 +232,7 @@ def render(x: np.ndarray, plan: EditPlan) -> np.ndarray:
             out[lo:hi] = shifted(x, moves[k], lo, hi)
         f_lo = int(np.clip(edges[k] - plan.crossfade, 0, n))
         f_hi = int(np.clip(edges[k], 0, n))
-        if f_hi > f_lo:
+        if f_hi > f_lo and moves[k] != moves[k - 1]:  # a boundary that moves nothing needs no fade
             m = f_hi - f_lo
             earlier = shifted(x, moves[k - 1], f_lo, f_hi)
             later = shifted(x, moves[k], f_lo, f_hi)

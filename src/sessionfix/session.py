@@ -40,7 +40,7 @@ class Track:
     frames: int
     subtype: str  # libsndfile subtype: PCM_16, PCM_24, PCM_32, FLOAT, DOUBLE, ...
     container: str  # WAV, RF64, AIFF, FLAC, ...
-    time_reference: int  # BWF time reference, samples since midnight; 0 without a bext chunk
+    time_reference: int | None  # BWF time reference, samples since midnight; None without a bext chunk
     offset: int = 0  # samples from the session start to the stem's first sample
 
     @property
@@ -112,13 +112,13 @@ def _wav_chunks(path: Path) -> tuple[dict[bytes, tuple[int, int]], str | None]:
     return chunks, None
 
 
-def _bwf_time_reference(path: Path, chunks: dict[bytes, tuple[int, int]]) -> int:
-    """TimeReference (samples since midnight) from a bext chunk; 0 when absent."""
+def _bwf_time_reference(path: Path, chunks: dict[bytes, tuple[int, int]]) -> int | None:
+    """TimeReference (samples since midnight) from a bext chunk; None when absent."""
     if b"bext" not in chunks:
-        return 0
+        return None
     start, size = chunks[b"bext"]
     if size < 346:
-        return 0
+        return None
     with open(path, "rb") as fh:
         fh.seek(start + 338)  # Description 256 + Originator 32 + OriginatorReference 32 + Date 10 + Time 8
         low, high = struct.unpack("<II", fh.read(8))
@@ -166,7 +166,7 @@ def open_track(path: Path) -> Track | Finding:
         return _unreadable(name, exc.strerror or str(exc))
     if info.frames <= 0:
         return _unreadable(name, "it holds no audio (zero length)")
-    time_reference = 0
+    time_reference: int | None = None
     problem = None
     try:
         if info.format in ("WAV", "WAVEX", "RF64", "W64") or path.suffix.lower() in (".wav", ".bwf", ".rf64"):
@@ -243,8 +243,14 @@ def load_session(path: Path | str, *, exclude: frozenset[str] = frozenset()) -> 
         raise NoAudio(f"{folder} holds {what}; give a folder of WAV, AIFF or FLAC stems")
 
     sr = Counter(t.sr for t in tracks).most_common(1)[0][0]
-    origin_s = min(Fraction(t.time_reference, t.sr) for t in tracks)  # exact, across sample rates
-    placed = tuple(replace(t, offset=int(round(t.time_reference - origin_s * t.sr))) for t in tracks)
+    # Stems start where their BWF time reference says, the earliest at 0; a stem without one starts
+    # with the earliest (a plain WAV export starts at the session start).
+    known = [Fraction(t.time_reference, t.sr) for t in tracks if t.time_reference is not None]
+    origin_s = min(known, default=Fraction(0))  # exact, across sample rates
+    placed = tuple(
+        replace(t, offset=0 if t.time_reference is None else int(round(t.time_reference - origin_s * t.sr)))
+        for t in tracks
+    )
     return Session(path=folder, tracks=placed, findings=tuple(findings), sr=sr)
 
 

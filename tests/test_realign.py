@@ -1,0 +1,189 @@
+"""Realignment: planner and renderer invariants (hypothesis), and `sessionfix align` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from make_fixtures import edited_kit, write_bwf
+
+from conftest import FIXTURES, snapshot
+from sessionfix.cli import main
+from sessionfix.pipeline import scan
+from sessionfix.realign import EditPlan, crossfade_gains, render, shifted
+from sessionfix.session import load_session
+
+SR = 48000
+
+
+@st.composite
+def plans(draw: st.DrawFn) -> tuple[np.ndarray, EditPlan]:
+    n = draw(st.integers(2000, 6000))
+    crossfade = draw(st.integers(1, 64))
+    k = draw(st.integers(0, 6))
+    gaps = draw(st.lists(st.integers(300, 800), min_size=k, max_size=k))
+    cuts = list(np.cumsum(gaps) + 100)
+    moves = draw(st.lists(st.floats(-60, 60, allow_nan=False), min_size=k, max_size=k))
+    cuts = [c for c in cuts if c < n - 200][: len(moves)]
+    moves = moves[: len(cuts)]
+    x = np.random.default_rng(draw(st.integers(0, 1000))).standard_normal((n, 1)) * 0.1
+    return x, EditPlan(
+        follow="close",
+        tracks=("OH L.wav",),
+        cuts=tuple(int(c) for c in cuts),
+        moves=tuple(float(m) for m in moves),
+        crossfade=crossfade,
+    )
+
+
+@given(plans())
+@settings(max_examples=60, deadline=None)
+def test_render_keeps_length_and_plays_each_region_moved(case: tuple[np.ndarray, EditPlan]) -> None:
+    x, plan = case
+    y = render(x, plan)
+    assert y.shape == x.shape
+    bounds = np.concatenate(([0], plan.boundaries(), [len(x)]))
+    assert np.all(np.diff(plan.cuts) > 0)  # cuts are monotonic
+    moves = (0.0, *plan.moves)
+    for k in range(len(moves)):
+        lo, hi = int(bounds[k]), int(bounds[k + 1]) - (plan.crossfade if k + 1 < len(moves) else 0)
+        lo, hi = max(lo, 0), min(hi, len(x))
+        if hi - lo > 80:  # away from the crossfades, region k is the input moved by moves[k]
+            np.testing.assert_allclose(y[lo + 40 : hi - 40], shifted(x, moves[k], lo + 40, hi - 40), atol=1e-12)
+
+
+@given(st.integers(1, 4000))
+def test_crossfade_gains_have_unit_power(length: int) -> None:
+    fade_out, fade_in = crossfade_gains(length)
+    np.testing.assert_allclose(fade_out**2 + fade_in**2, 1.0, atol=1e-12)
+    assert np.all(np.diff(fade_out) <= 0) and np.all(np.diff(fade_in) >= 0)
+
+
+@given(st.integers(0, 3), st.integers(-50, 50))
+def test_whole_sample_and_zero_moves_are_bit_exact(k: int, whole: int) -> None:
+    x = np.random.default_rng(k).standard_normal((3000, 2))
+    zero = EditPlan(follow="close", tracks=("a",), cuts=(500, 1500), moves=(0.0, 0.0), crossfade=32)
+    np.testing.assert_array_equal(render(x, zero)[:, :], x)  # zero moves: no sample changes
+    y = shifted(x, float(whole), 200, 2800)
+    np.testing.assert_array_equal(y, x[200 - whole : 2800 - whole])
+
+
+def test_a_fractional_move_is_band_limited_exact() -> None:
+    t = np.arange(8000)
+    x = np.sin(2 * np.pi * 1000 * t / SR)[:, None]
+    y = shifted(x, 12.37, 500, 7500)
+    np.testing.assert_allclose(y[:, 0], np.sin(2 * np.pi * 1000 * (np.arange(500, 7500) - 12.37) / SR), atol=1e-4)
+
+
+def clicks(x: np.ndarray, *, factor: float = 4.0) -> int:
+    """Our click detector: samples whose second difference stands out `factor` times above the
+    largest second difference of the 5 ms around them (a discontinuity does; music does not)."""
+    d2 = np.abs(np.diff(x, n=2))
+    span = int(0.005 * SR)
+    count = 0
+    for i in np.flatnonzero(d2 > 1e-4):
+        around = np.concatenate((d2[max(i - span, 0) : max(i - 3, 0)], d2[i + 4 : i + span]))
+        if around.size and d2[i] > factor * around.max():
+            count += 1
+    return count
+
+
+def test_the_click_detector_finds_a_butt_splice() -> None:
+    t = np.arange(SR // 4)
+    x = np.sin(2 * np.pi * 150 * t / SR)
+    spliced = np.concatenate((x[:5000], x[5000 + 37 :]))  # a cut without a crossfade
+    assert clicks(x) == 0 and clicks(spliced) >= 1
+
+
+def test_realigned_audio_adds_no_clicks_or_dropouts() -> None:
+    t = np.arange(SR)
+    x = (np.sin(2 * np.pi * 150 * t / SR) * 0.5 + np.sin(2 * np.pi * 47 * t / SR) * 0.3)[:, None]
+    plan = EditPlan(
+        follow="close", tracks=("a",), cuts=(4000, 12000, 20000, 30000), moves=(37.4, -52.9, 0.5, 12.0), crossfade=96
+    )
+    y = render(x, plan)[:, 0]
+    assert clicks(y) == clicks(x[:, 0]) == 0
+    assert not np.any(np.abs(y[100:-100]) < 1e-9) or np.min(np.abs(np.diff(np.flatnonzero(np.abs(y) < 1e-9)))) > 1
+
+
+# ------------------------------------------------------------------------------------------ align
+def _partial_session(tmp_path: Path, subtype: str = "PCM_24") -> Path:
+    rng = np.random.default_rng(4)
+    grid = [SR // 2 + i * (SR // 2) for i in range(30)]
+    jitter = [int(round(j)) for j in rng.normal(0, 0.006 * SR, 30)]
+    played = [g + j for g, j in zip(grid, jitter, strict=True)]
+    moves = [(-j if i % 10 >= 3 else 0) for i, j in enumerate(jitter)]
+    close, oh = edited_kit(SR, played=played, moves=moves, natural_lag=163.3)
+    _, oh_r = edited_kit(SR, played=played, moves=moves, natural_lag=221.0)
+    folder = tmp_path / "session"
+    folder.mkdir()
+    sf.write(folder / "Snare Top.wav", close, SR, subtype=subtype)
+    write_bwf(folder / "OH L.wav", oh, 3600 * SR, subtype=subtype)
+    sf.write(folder / "OH R.wav", np.stack([oh_r, oh_r * 0.9], axis=1), SR, subtype=subtype)
+    sf.write(folder / "Bass DI.wav", 0.1 * rng.standard_normal(len(close)), SR, subtype=subtype)
+    return folder
+
+
+@pytest.mark.parametrize("follow", ["close", "played"])
+def test_align_makes_the_kit_coherent_in_the_source_format(
+    tmp_path: Path, follow: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = _partial_session(tmp_path)
+    before = snapshot(session)
+    out = tmp_path / "fixed"
+    assert main(["align", str(session), "--out", str(out), "--follow", follow]) == 0
+    assert snapshot(session) == before  # the input is never touched
+    result = scan(out)
+    for pair in result.kit.pairs:
+        assert pair.state == "coherent"
+        assert pair.spread_ms < 0.02
+        assert pair.natural_lag_ms == pytest.approx(
+            (163.3 if pair.reference == "OH L.wav" else 221.0) / SR * 1e3, abs=0.02
+        )
+    moved = {"close": {"OH L.wav", "OH R.wav"}, "played": {"Snare Top.wav"}}[follow]
+    for track in load_session(session).tracks:
+        new = out / track.name
+        info_in, info_out = sf.info(str(track.path)), sf.info(str(new))
+        assert (info_out.samplerate, info_out.channels, info_out.frames, info_out.subtype) == (
+            info_in.samplerate,
+            info_in.channels,
+            info_in.frames,
+            info_in.subtype,
+        )
+        same = new.read_bytes() == track.path.read_bytes()
+        assert same == (track.name not in moved), track.name
+    assert load_session(out).track("OH L.wav").time_reference == 3600 * SR  # BWF kept
+    edits = json.loads((out / "sessionfix-edits.json").read_text())
+    assert edits["follow"] == follow and {e["track"] for e in edits["edits"]} == moved
+    assert all(set(e) >= {"track", "cut", "move_samples", "crossfade_samples"} for e in edits["edits"])
+
+
+def test_align_of_a_clean_session_copies_every_stem_unchanged(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["align", str(FIXTURES / "bwf"), "--out", str(out)]) == 0
+    for src in (FIXTURES / "bwf").glob("*.wav"):
+        assert (out / src.name).read_bytes() == src.read_bytes()
+    assert json.loads((out / "sessionfix-edits.json").read_text())["edits"] == []
+
+
+def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    session = _partial_session(tmp_path)
+    out = tmp_path / "fixed"
+    assert main(["align", str(session), "--out", str(out), "--dry-run"]) == 0
+    assert not out.exists()
+    assert "cut" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("inside", [".", "sub/dir"])
+def test_out_in_the_session_is_refused(tmp_path: Path, inside: str, capsys: pytest.CaptureFixture[str]) -> None:
+    session = _partial_session(tmp_path)
+    before = snapshot(session)
+    code = main(["align", str(session), "--out", str(session / inside)])
+    err = capsys.readouterr().err
+    assert code == 2 and "inside" in err and len(err.strip().splitlines()) == 1
+    assert snapshot(session) == before
