@@ -49,8 +49,9 @@ KIT_MICS = {  # mic -> source -> (gain, delay in samples): a ten-mic kit around 
 }
 
 
-def make_kit(folder: Path, seconds: float) -> None:
-    """A ten-mic kit: 30 s rendered from the fixture sound models, tiled to `seconds`, PCM_24."""
+def make_kit(folder: Path, seconds: float, *, quantise_close: bool = False) -> None:
+    """A ten-mic kit: 30 s rendered from the fixture sound models, tiled to `seconds`, PCM_24.
+    With `quantise_close`, kick and snare are on the grid in their close mics only (a partial edit)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
     from make_fixtures import delay, groove, hat, kick, place, snare
 
@@ -58,10 +59,18 @@ def make_kit(folder: Path, seconds: float) -> None:
     length = 30 * SR
     g = groove(SR, 120.0, 58, 0.25, rng, jitter_ms=6.0)
     sounds = {"kick": kick(SR, rng), "snare": snare(SR, rng), "hat": hat(SR, rng)}
-    dry = {n: place(length, sounds[n], getattr(g, n), list(rng.uniform(0.6, 1.0, len(getattr(g, n))))) for n in sounds}
+    gains = {n: list(rng.uniform(0.6, 1.0, len(getattr(g, n)))) for n in sounds}
+    dry = {n: place(length, sounds[n], getattr(g, n), gains[n]) for n in sounds}
+    beat = SR // 2
+    on_grid = {n: [int(round((p - SR // 4) / beat)) * beat + SR // 4 for p in getattr(g, n)] for n in ("kick", "snare")}
+    quantised = {n: place(length, sounds[n], on_grid[n], gains[n]) for n in on_grid}
     repeats = int(np.ceil(seconds / 30))
     for mic, sources in KIT_MICS.items():
-        y = sum(gain * delay(dry[src], d) for src, (gain, d) in sources.items())
+        edited = quantise_close and mic in ("Kick In", "Snare Top", "Snare Bottom")
+        y = sum(
+            gain * delay((quantised if edited and src in quantised else dry)[src], d)
+            for src, (gain, d) in sources.items()
+        )
         y = 0.7 * y / np.abs(y).max()
         with sf.SoundFile(str(folder / f"{mic}.wav"), "w", SR, 1, "PCM_24") as fh:
             for _ in range(repeats):
@@ -87,6 +96,15 @@ elif what == "kit":
     roles = assign_roles([t.name for t in session.tracks])
     analyse_kit(session, layout=kit_layout(roles), roles=roles, params=KitParams(),
                 usable={t.name for t in session.tracks})
+elif what == "readwrite":
+    import soundfile as sf
+    out = Path(sys.argv[3])
+    for t in load_session(folder).tracks:
+        audio, sr = sf.read(str(t.path), dtype="float64", always_2d=True)
+        sf.write(str(out / t.name), audio, sr, subtype=t.subtype)
+elif what == "align":
+    from sessionfix.cli import main
+    assert main(["align", str(folder), "--out", sys.argv[3]]) == 0
 elif what == "qc_track":
     for t in load_session(folder).tracks:
         measure_track(t, params=QcParams())
@@ -97,8 +115,8 @@ print(json.dumps({"seconds": time.perf_counter() - t0,
 """
 
 
-def child(what: str, folder: Path) -> dict[str, float]:
-    cmd = [sys.executable, "-c", CHILD, what, str(folder)]
+def child(what: str, folder: Path, *extra: str) -> dict[str, float]:
+    cmd = [sys.executable, "-c", CHILD, what, str(folder), *extra]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **ONE_CORE_ENV})
@@ -146,6 +164,22 @@ def main() -> None:
                 f"{kit_run['seconds']:.2f} s",
                 f"{kit_run['seconds'] / kit_decode['seconds']:.1f}x the decode time (target <= 10x); "
                 f"peak {kit_run['max_rss_mb']:.0f} MB",
+            )
+        )
+
+        edited = root / "edited"
+        edited.mkdir()
+        make_kit(edited, 300.0, quantise_close=True)
+        (root / "rw").mkdir()
+        rw = child("readwrite", edited, str(root / "rw"))
+        aligned = child("align", edited, str(root / "aligned"))
+        rows.append(("read + write a 10-mic 5-min kit once (1 core)", f"{rw['seconds']:.2f} s", ""))
+        rows.append(
+            (
+                "align of that kit, partially quantised (1 core)",
+                f"{aligned['seconds']:.2f} s",
+                f"{aligned['seconds'] / rw['seconds']:.1f}x read+write (target <= 10x), incl. its analysis of "
+                f"input and output; peak {aligned['max_rss_mb']:.0f} MB",
             )
         )
 

@@ -285,16 +285,34 @@ def _consistent_moves(pairs: list[PairAnalysis], params: KitParams) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- main
+def _span(instrument: str, sr: int) -> tuple[LagSetting, int, int]:
+    """An instrument's lag setting and its close-mic window: samples before and after the attack."""
+    setting = LAG_SETTINGS.get(instrument, LAG_SETTINGS["snare"])
+    return setting, int(setting.pre_ms * 1e-3 * sr), int(setting.post_ms * 1e-3 * sr)
+
+
 def _detect_close_hits(
     session: Session, layout: KitLayout, roles: dict[str, Role], params: KitParams, sr: int
-) -> dict[str, Hits]:
-    hits = {}
+) -> tuple[dict[str, Hits], dict[str, np.ndarray]]:
+    """Own-drum hits of every close mic, and each hit's close-mic window (one read per mic)."""
+    hits, windows = {}, {}
     for name in layout.close:
-        track = session.track(name)
-        hits[name] = detect_hits(
-            read(track, start=0, frames=session.frames), sr=sr, instrument=roles[name], track=name, params=params.onsets
+        audio = read(session.track(name), start=0, frames=session.frames)
+        found = detect_hits(audio, sr=sr, instrument=roles[name], track=name, params=params.onsets)
+        _, pre, post = _span(roles[name], sr)
+        padded = np.concatenate((np.zeros(pre, np.float32), audio, np.zeros(post, np.float32)))
+        windows[name] = (
+            np.stack([padded[p : p + pre + post] for p in found.positions])
+            if len(found)
+            else (np.zeros((0, pre + post), np.float32))
         )
-    return attribute_bleed(hits, {n: _drum_key(n, roles[n]) for n in hits}, sr=sr)
+        hits[name] = found
+    kept = attribute_bleed(hits, {n: _drum_key(n, roles[n]) for n in hits}, sr=sr)
+    for name, h in kept.items():
+        _, pre, _ = _span(roles[name], sr)
+        rows = np.isin(hits[name].positions, h.positions)
+        windows[name] = _until_next_hit(windows[name][rows], h.positions, pre, guard=int(0.0005 * sr))
+    return kept, windows
 
 
 def analyse_kit(
@@ -311,16 +329,9 @@ def analyse_kit(
         pairs=tuple(p for p in layout.pairs if p.close in usable and p.reference in usable),
         siblings=layout.siblings,
     )
-    hits = _detect_close_hits(session, layout, roles, params, sr)
+    hits, close_windows = _detect_close_hits(session, layout, roles, params, sr)
     min_lag, max_lag = int(params.min_lag_ms * 1e-3 * sr), int(params.max_lag_ms * 1e-3 * sr)
-    spans: dict[str, tuple[LagSetting, int, int]] = {}  # close mic -> setting, samples before, after
-    close_windows: dict[str, np.ndarray] = {}
-    for name, h in hits.items():
-        setting = LAG_SETTINGS.get(roles[name], LAG_SETTINGS["snare"])
-        pre, post = int(setting.pre_ms * 1e-3 * sr), int(setting.post_ms * 1e-3 * sr)
-        spans[name] = (setting, pre, post)
-        windows = read_windows(session.track(name), h.positions - pre, pre + post)
-        close_windows[name] = _until_next_hit(windows, h.positions, pre, guard=int(0.0005 * sr))
+    spans = {name: _span(roles[name], sr) for name in hits}  # close mic -> setting, samples before, after
     # each reference is read once, around the hits of every close mic it is paired with
     reference_windows: dict[tuple[str, str], np.ndarray] = {}
     for reference in {p.reference for p in layout.pairs}:
