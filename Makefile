@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	-$(BIN)/sessionfix scan fixtures/demo --json demo-scan.json
 	@echo "JSON report written to demo-scan.json"
+	$(BIN)/sessionfix align fixtures/demo --out demo-aligned
+	@echo "Realigned stems written to demo-aligned/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -30,4 +32,4 @@ regen: $(STAMP)
 	$(BIN)/python fixtures/make_fixtures.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-scan.json
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-scan.json demo-aligned

@@ -39,16 +39,19 @@ def test_json_report_is_valid_against_the_contract(session: str, capsys: pytest.
     report = json.loads(out)
     jsonschema.validate(report, SCHEMA)
     assert err == ""
-    assert report["session"]["sample_rate"] == 48000
-    assert code == (1 if session == "qc" else 0)
+    assert report["session"]["sample_rate"] == (44100 if session == "demo" else 48000)
+    assert code == (0 if session == "bwf" else 1)
 
 
-def test_fail_on_sets_the_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
-    demo = str(FIXTURES / "demo")  # one warning (polarity) and one info (a notes file)
-    assert run(["scan", demo], capsys)[0] == 0
-    assert run(["scan", demo, "--fail-on", "warning"], capsys)[0] == 1
-    assert run(["scan", demo, "--fail-on", "info"], capsys)[0] == 1
-    assert run(["scan", str(FIXTURES / "qc"), "--fail-on", "error"], capsys)[0] == 1
+def test_fail_on_sets_the_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    session = tmp_path / "s"
+    session.mkdir()
+    sf.write(session / "Keys.wav", 0.1 * np.sin(np.arange(48000) / 9.0) + 0.02, 48000)  # DC: a warning
+    (session / "notes.txt").write_text("hi")  # an info
+    assert run(["scan", str(session)], capsys)[0] == 0
+    assert run(["scan", str(session), "--fail-on", "warning"], capsys)[0] == 1
+    assert run(["scan", str(session), "--fail-on", "info"], capsys)[0] == 1
+    assert run(["scan", str(FIXTURES / "demo"), "--fail-on", "error"], capsys)[0] == 1
 
 
 def test_terminal_report_lists_tracks_and_findings(capsys: pytest.CaptureFixture[str]) -> None:
