@@ -10,9 +10,10 @@ from .effort import Effort, estimate_effort
 from .errors import ConfigError
 from .findings import SEVERITY_RANK, Finding
 from .kit import KitAnalysis, KitParams, analyse_kit
+from .parts import PartsAnalysis, PartsParams, analyse_part, combine_parts
 from .qc import QcResult, check_session
-from .roles import KitLayout, Role, assign_roles, kit_layout
-from .session import Session, load_session
+from .roles import PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
+from .session import Session, load_session, read
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Scan:
     layout: KitLayout
     qc: QcResult
     kit: KitAnalysis
+    parts: PartsAnalysis
     findings: tuple[Finding, ...]  # every stage's, sorted by track then time
     effort: Effort
 
@@ -47,11 +49,27 @@ def scan(path: Path | str) -> Scan:
     roles = assign_roles([t.name for t in session.tracks], overrides=config.roles)
     layout = kit_layout(roles, pairs=config.pairs)
     qc = check_session(session, layout=layout, roles=roles, params=config.qc)
-    kit = analyse_kit(session, layout=layout, roles=roles, params=KitParams(), usable=usable_tracks(session, qc))
-    findings = tuple(sorted(session.findings + qc.findings + kit.findings, key=_sort_key))
+    usable = usable_tracks(session, qc)
+    kit = analyse_kit(session, layout=layout, roles=roles, params=KitParams(), usable=usable)
+    parts_params = PartsParams()
+    part_list = [  # one pitched track in memory at a time
+        analyse_part(read(t), sr=t.sr, track=t.name, a4_hz=440.0, tempo=kit.tempo, params=parts_params)
+        for t in session.tracks
+        if t.name in usable and roles[t.name] in PITCHED_ROLES
+    ]
+    parts = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
+    findings = tuple(sorted(session.findings + qc.findings + kit.findings + parts.findings, key=_sort_key))
     effort = estimate_effort(findings, units={"partial_quantisation": kit.moved_hits})
     return Scan(
-        session=session, config=config, roles=roles, layout=layout, qc=qc, kit=kit, findings=findings, effort=effort
+        session=session,
+        config=config,
+        roles=roles,
+        layout=layout,
+        qc=qc,
+        kit=kit,
+        parts=parts,
+        findings=findings,
+        effort=effort,
     )
 
 
