@@ -129,7 +129,11 @@ def estimate_tempo(
     pattern = np.zeros(bar_len)
     pattern[0], pattern[bar_len // 2] = 1.0, 0.6
     scores = [float(np.dot(np.roll(counts, -off), pattern)) for off in range(bar_len)]
-    offset = int(np.argmax(scores))
+    # beats 1 and 3 both carry kicks: among the offsets that fit almost as well as the best, take the
+    # one that puts the first kick on beat 1 (songs start on a downbeat)
+    good = [off for off in range(bar_len) if scores[off] >= 0.75 * max(scores)]
+    first_kick = int(k[np.argmin(anchors)]) % bar_len
+    offset = first_kick if first_kick in good else int(np.argmax(scores))
     first = phase + offset * step
     bar = bar_len * step
     first -= np.floor((first - times_s[0] + 0.5 * step) / bar) * bar  # the first bar line at or before the first hit

@@ -35,7 +35,7 @@ class PartsParams:
     track_tuning_warning_cents: float = 15.0  # ...as a warning from here (an audible beat with the band)
     out_of_tune_cents: float = 20.0  # a note this far off its track's tuning is out of tune
     out_of_time_ms: float = 20.0  # a bar whose notes sit this early or late on median...
-    min_bars_out_of_time: int = 2  # ...for this many bars in a row is a passage out of time
+    min_bars_out_of_time: int = 3  # ...for this many bars in a row is a phrase out of time (2 is noise)
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,12 @@ def segment_notes(f0: np.ndarray, times: np.ndarray, *, a4_hz: float, min_note_m
 
 
 def _note_cents(f0: np.ndarray, a4_hz: float) -> tuple[int, float]:
-    """Nearest MIDI note and cents of a note's frames: the median over its steady middle 60%."""
+    """Nearest MIDI note and cents of a note's frames: over its steady middle 60% (clear of scoops and
+    slides), the midpoint of its 10th and 90th percentiles (the centre of a vibrato, even over part of
+    a cycle, where a median or mean is pulled to one side)."""
     n = len(f0)
-    middle = f0[int(0.2 * n) : max(int(0.8 * n), int(0.2 * n) + 1)]
-    midi = 69 + 12 * np.log2(np.median(middle) / a4_hz)
+    middle = 69 + 12 * np.log2(f0[int(0.2 * n) : max(int(0.8 * n), int(0.2 * n) + 1)] / a4_hz)
+    midi = 0.5 * (np.percentile(middle, 10) + np.percentile(middle, 90))
     nearest = int(np.round(midi))
     return nearest, float((midi - nearest) * 100)
 
@@ -242,8 +244,8 @@ def _tuning_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
         devs = np.array(deviations[lo:hi])
         size = float(np.median(np.abs(devs)))
         # near 50 cents a note is as far from the semitone above as below: say so rather than guess
-        sharp, flat = int(np.sum(devs > 0)), int(np.sum(devs < 0))
-        direction = "sharp" if sharp > 2 * flat else "flat" if flat > 2 * sharp else "off pitch"
+        n_sharp, n_flat = int(np.sum(devs > 0)), int(np.sum(devs < 0))
+        direction = "sharp" if n_sharp > 2 * n_flat else "flat" if n_flat > 2 * n_sharp else "off pitch"
         value = size if direction == "sharp" else -size if direction == "flat" else size
         out.append(
             Finding(

@@ -108,6 +108,18 @@ def scan_to_dict(scan: Scan) -> dict[str, Any]:
             "edited": list(scan.kit.edited),
             "moved_hits": scan.kit.moved_hits,
         },
+        "parts": {
+            "reference_a4_hz": scan.parts.reference_a4_hz,
+            "tracks": [
+                {
+                    "file": p.track,
+                    "offset_cents": round(p.offset_cents, 1),
+                    "notes": len(p.notes),
+                    "placement_ms": round(p.placement_ms, 1),
+                }
+                for p in scan.parts.parts
+            ],
+        },
         "findings": findings,
         "effort": {"manual_minutes": scan.effort.manual_minutes, "items": [asdict(i) for i in scan.effort.items]},
     }

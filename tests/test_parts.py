@@ -1,0 +1,95 @@
+"""Pitched parts on synthetic lines with known cents and known lateness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sessionfix.grid import Tempo
+from sessionfix.parts import PartsParams, analyse_part, combine_parts, yin
+
+SR = 48000
+TEMPO = Tempo(bpm=120.0, first_beat_s=0.5, meter=4, end_s=17.0)
+
+
+def _line(
+    midis: list[int],
+    cents: list[float],
+    *,
+    late_ms: list[float] | None = None,
+    step_s: float = 0.25,
+    vibrato_cents: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Plucked harmonic notes, one per eighth at 120 bpm from 0.5 s, each `cents` off A440 tuning."""
+    rng = np.random.default_rng(seed)
+    late_ms = late_ms or [0.0] * len(midis)
+    out = np.zeros(int((0.5 + len(midis) * step_s + 1.0) * SR))
+    t = np.arange(int(step_s * 0.9 * SR)) / SR
+    for i, (m, c, late) in enumerate(zip(midis, cents, late_ms, strict=True)):
+        f = 440.0 * 2 ** ((m - 69 + c / 100) / 12)
+        wobble = vibrato_cents / 100 / 12 * np.log(2) * np.sin(2 * np.pi * 5.5 * t)  # 5.5 Hz vibrato
+        phase = 2 * np.pi * f * np.cumsum(np.exp(wobble)) / SR
+        note = sum(np.sin(h * phase) / h for h in range(1, 5)) * np.exp(-t / 0.3)
+        start = int((0.5 + i * step_s + late / 1e3) * SR)
+        out[start : start + len(note)] += note
+    return 0.4 * out / np.abs(out).max() + 1e-4 * rng.standard_normal(len(out))
+
+
+@pytest.mark.parametrize("cents", [-40.0, -12.5, 0.0, 23.0])
+def test_yin_measures_a_steady_tone_to_a_cent(cents: float) -> None:
+    f = 110.0 * 2 ** (cents / 1200)
+    x = np.sin(2 * np.pi * f * np.arange(SR) / SR)
+    f0, _ = yin(x, SR, threshold=0.15)
+    measured = 1200 * np.log2(np.nanmedian(f0) / 110.0)
+    assert measured == pytest.approx(cents, abs=1.0)
+
+
+def test_notes_cents_and_a_flat_passage() -> None:
+    rng = np.random.default_rng(3)
+    midis = list(rng.choice([45, 48, 50, 52, 55, 57], 48))
+    cents = [0.0] * 48
+    for i in range(16, 24):
+        cents[i] = -40.0  # bar 2 (0-based): a flat passage
+    part = analyse_part(
+        _line(midis, cents, vibrato_cents=20),
+        sr=SR,
+        track="Bass DI.wav",
+        a4_hz=440.0,
+        tempo=TEMPO,
+        params=PartsParams(),
+    )
+    assert len(part.notes) == 48
+    assert [n.midi for n in part.notes] == midis
+    result = combine_parts([part], tempo=TEMPO, params=PartsParams())
+    (finding,) = [f for f in result.findings if f.kind == "out_of_tune"]
+    assert finding.value == pytest.approx(-40.0, abs=3.0)
+    assert "bar 2" in finding.message and "8 notes" in finding.message
+
+
+def test_a_whole_track_off_the_band_is_reported_against_the_consensus() -> None:
+    midis = [57, 60, 62, 64] * 8
+    parts = [
+        analyse_part(_line(midis, [c] * 32, seed=i), sr=SR, track=name, a4_hz=440.0, tempo=TEMPO, params=PartsParams())
+        for i, (name, c) in enumerate((("Bass DI.wav", 3.0), ("Keys.wav", 5.0), ("Gtr.wav", -28.0)))
+    ]
+    result = combine_parts(parts, tempo=TEMPO, params=PartsParams())
+    assert result.reference_a4_hz == pytest.approx(440.0 * 2 ** (3.0 / 1200), abs=0.3)
+    tuning = {f.track: f for f in result.findings if f.kind == "track_tuning"}
+    assert set(tuning) == {"Gtr.wav"}
+    assert tuning["Gtr.wav"].value == pytest.approx(-31.0, abs=3.0) and tuning["Gtr.wav"].severity == "warning"
+
+
+def test_a_dragging_phrase_is_out_of_time_and_single_notes_are_not() -> None:
+    midis = [57, 60, 62, 64] * 16
+    late = [0.0] * 64
+    for i in range(24, 48):
+        late[i] = 35.0  # bars 3, 4 and 5 (0-based), 8 eighths a bar
+    late[10] = 45.0  # one expressive note
+    part = analyse_part(
+        _line(midis, [0.0] * 64, late_ms=late), sr=SR, track="Gtr.wav", a4_hz=440.0, tempo=TEMPO, params=PartsParams()
+    )
+    result = combine_parts([part], tempo=TEMPO, params=PartsParams())
+    (finding,) = [f for f in result.findings if f.kind == "out_of_time"]
+    assert finding.value == pytest.approx(35.0, abs=5.0)
+    assert "bars 3-5" in finding.message and "late" in finding.message
