@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft as sp_fft
 from scipy.signal import resample_poly
 
 from .findings import Finding
@@ -65,47 +66,65 @@ class PartsAnalysis:
 
 
 # -------------------------------------------------------------------------------------------- f0
+YIN_CHUNK = 2048  # frames per batch: bounds memory on long tracks
+
+
 def yin(signal: np.ndarray, sr: int, *, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """f0 (Hz, NaN where unvoiced) and frame times (s) of a mono signal, 10 ms hop."""
     x = resample_poly(signal.astype(np.float64), ANALYSIS_SR, sr) if sr != ANALYSIS_SR else signal.astype(np.float64)
     tau_max = int(ANALYSIS_SR / FMIN) + 2
-    tau_min = int(ANALYSIS_SR / FMAX)
     width = tau_max  # integration window: one period of the lowest note
     n_frames = max(0, (len(x) - width - tau_max) // HOP)
     if not n_frames:
         return np.zeros(0), np.zeros(0)
-    idx = np.arange(n_frames)[:, None] * HOP + np.arange(width + tau_max)[None, :]
-    frames = x[idx]
-    n_fft = 1 << int(np.ceil(np.log2(2 * (width + tau_max))))
-    spectrum = np.fft.rfft(frames, n_fft, axis=1)
-    head = np.fft.rfft(frames[:, :width], n_fft, axis=1)
-    cross = np.fft.irfft(spectrum * np.conj(head), n_fft, axis=1)[:, :tau_max]  # r_t(tau) of the window
+    f0 = np.full(n_frames, np.nan)
+    rms = np.zeros(n_frames)
+    for lo in range(0, n_frames, YIN_CHUNK):
+        hi = min(lo + YIN_CHUNK, n_frames)
+        f0[lo:hi], rms[lo:hi] = _yin_frames(x, np.arange(lo, hi), tau_max, width, threshold)
+    f0[rms < 10 ** (-50 / 20) * max(float(rms.max()), 1e-12)] = np.nan  # quieter than -50 dB of the peak
+    times = (np.arange(n_frames) * HOP + width / 2) / ANALYSIS_SR
+    return f0, times
+
+
+def _yin_frames(
+    x: np.ndarray, frames_idx: np.ndarray, tau_max: int, width: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """YIN f0 and RMS of the frames starting at frames_idx * HOP."""
+    n = len(frames_idx)
+    tau_min = int(ANALYSIS_SR / FMAX)
+    frames = x[frames_idx[:, None] * HOP + np.arange(width + tau_max)[None, :]]
+    n_fft = sp_fft.next_fast_len(2 * (width + tau_max), real=True)
+    spectrum = sp_fft.rfft(frames, n_fft, axis=1)
+    head = sp_fft.rfft(frames[:, :width], n_fft, axis=1)
+    cross = sp_fft.irfft(spectrum * np.conj(head), n_fft, axis=1)[:, :tau_max]  # r_t(tau) of the window
     squares = np.cumsum(frames**2, axis=1)
     energy0 = squares[:, width - 1]
     lagged = squares[:, width - 1 : width - 1 + tau_max] - np.concatenate(
-        (np.zeros((n_frames, 1)), squares[:, : tau_max - 1]), axis=1
+        (np.zeros((n, 1)), squares[:, : tau_max - 1]), axis=1
     )
     difference = energy0[:, None] + lagged - 2 * cross
     difference[:, 0] = 0.0
     cumulative = np.cumsum(difference[:, 1:], axis=1) / np.arange(1, tau_max)
     normalised = np.ones_like(difference)
     normalised[:, 1:] = difference[:, 1:] / np.maximum(cumulative, 1e-12)
-    f0 = np.full(n_frames, np.nan)
     below = normalised[:, tau_min:] < threshold
-    has = below.any(axis=1)
+    voiced = below.any(axis=1)
     first = np.argmax(below, axis=1) + tau_min
-    for i in np.flatnonzero(has):
-        t = first[i]
-        while t + 1 < tau_max and normalised[i, t + 1] < normalised[i, t]:  # walk down to the dip
-            t += 1
-        if 1 <= t < tau_max - 1:
-            a, b, c = normalised[i, t - 1 : t + 2]
-            shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) > 0 else 0.0
-            f0[i] = ANALYSIS_SR / (t + shift)
-    rms = np.sqrt(energy0 / width)
-    f0[rms < 10 ** (-50 / 20) * max(float(rms.max()), 1e-12)] = np.nan  # quieter than -50 dB of the peak
-    times = (np.arange(n_frames) * HOP + width / 2) / ANALYSIS_SR
-    return f0, times
+    # from the first lag under the threshold, walk down to the bottom of that dip
+    rising = np.zeros((n, tau_max), dtype=bool)
+    rising[:, :-1] = normalised[:, 1:] >= normalised[:, :-1]
+    rising[:, -1] = True
+    rising &= np.arange(tau_max)[None, :] >= first[:, None]
+    t = np.argmax(rising, axis=1)
+    rows = np.arange(n)
+    inside = voiced & (t >= 1) & (t < tau_max - 1)
+    tc = np.clip(t, 1, tau_max - 2)
+    a, b, c = normalised[rows, tc - 1], normalised[rows, tc], normalised[rows, tc + 1]
+    curvature = a - 2 * b + c
+    shift = np.divide(0.5 * (a - c), curvature, out=np.zeros(n), where=curvature > 0)
+    f0 = np.where(inside, ANALYSIS_SR / (tc + shift), np.nan)
+    return f0, np.sqrt(energy0 / width)
 
 
 # ----------------------------------------------------------------------------------------- notes
@@ -115,20 +134,23 @@ def _wrap(cents: np.ndarray | float) -> np.ndarray:
 
 def segment_notes(f0: np.ndarray, times: np.ndarray, *, a4_hz: float, min_note_ms: float) -> list[tuple[int, int]]:
     """[start, end) frame ranges of notes: voiced runs split where the nearest semitone changes."""
-    midi = 69 + 12 * np.log2(f0 / a4_hz)
-    nearest = np.round(midi)
+    midi = (69 + 12 * np.log2(f0 / a4_hz)).tolist()
     notes: list[tuple[int, int]] = []
-    start = None
+    start: int | None = None
+    semitone = 0.0
     min_frames = max(2, int(min_note_ms / 10))
-    for i in range(len(f0) + 1):
-        voiced = i < len(f0) and not np.isnan(f0[i])
-        same = voiced and start is not None and abs(midi[i] - np.median(nearest[start:i])) < 0.75
+    for i in range(len(midi) + 1):
+        voiced = i < len(midi) and midi[i] == midi[i]  # NaN is unvoiced
+        if voiced and start is not None and i - start <= 5:
+            # the note's semitone settles over its first 50 ms, then holds (a slide away ends the note)
+            semitone = sorted(round(m) for m in midi[start:i])[(i - start) // 2]
+        same = voiced and start is not None and abs(midi[i] - semitone) < 0.75
         if start is not None and not same:
             if i - start >= min_frames:
                 notes.append((start, i))
             start = None
         if voiced and start is None:
-            start = i
+            start, semitone = i, round(midi[i])
     return notes
 
 
