@@ -13,7 +13,7 @@ import sys
 from sessionfix.pipeline import scan
 
 for d in sys.argv[1:]:
-    t = json.load(open(d + "/truth.json"))
+    t = json.loads(Path(d, "truth.json").read_text())
     r = scan(d + "/session")
     P = t["parts"]
     fs = [f for f in r.findings if f.kind in ("track_tuning", "out_of_tune", "out_of_time")]
