@@ -9,6 +9,7 @@ any other out-of-time finding. Reads only truth.json and the session.
 
 import json
 import sys
+from pathlib import Path
 
 from sessionfix.pipeline import scan
 
