@@ -105,6 +105,14 @@ def findings_view(findings: tuple[Finding, ...] | list[Finding]) -> RenderableTy
     return lines
 
 
+def parts_line(scan: Scan) -> Text:
+    parts = scan.parts.parts
+    if not parts:
+        return Text("")
+    tunings = ", ".join(f"{_stem(p.track)} {p.offset_cents:+.0f}c" for p in parts)
+    return Text(f"\nPitched parts: session reference A4 = {scan.parts.reference_a4_hz:.1f} Hz; {tunings}")
+
+
 def totals_line(scan: Scan) -> Text:
     counts = {s: sum(f.severity == s for f in scan.findings) for s in ("error", "warning", "info")}
     text = Text()
@@ -118,6 +126,7 @@ def terminal_report(scan: Scan) -> RenderableType:
     return Group(
         track_table(scan),
         kit_table(scan),
+        parts_line(scan),
         Text("\nFindings", style="bold underline"),
         findings_view(scan.findings),
         totals_line(scan),
