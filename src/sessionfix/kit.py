@@ -542,9 +542,13 @@ def _findings(
         )
     # constant offsets: a reference late against every close mic
     for ref in layout.references:
-        own = [p for p in pairs if p.reference == ref and p.measured.sum() >= 6 and p.natural_lag_ms is not None]
-        offset = [p for p in own if p.state == "constant_offset"]
-        if len(offset) >= 2 and len(offset) >= 2 / 3 * len(own):  # one bleed-confused tom mic must not hide it
+        # pairs whose hits agree on one lag (a tom mic full of bleed may not, and must not hide it)
+        own = [
+            p for p in pairs if p.reference == ref and p.measured.sum() >= 6 and p.natural_lag_basis == "unmoved_hits"
+        ]
+        far = MAX_PLAUSIBLE_LAG_MS.get(roles[ref], 30.0)
+        offset = [p for p in own if p.state != "partially_quantised" and (p.natural_lag_ms or 0.0) > far]
+        if len(offset) >= 2 and len(offset) >= 2 / 3 * len(own):
             lag = float(np.median([p.natural_lag_ms for p in offset]))
             delay = lag - NOMINAL_LAG_MS.get(roles[ref], 3.0)
             out.append(
