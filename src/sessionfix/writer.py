@@ -10,6 +10,8 @@ import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +24,23 @@ from .session import Track
 _AUDIO_CHUNKS = {b"fmt ", b"data", b"fact", b"ds64", b"PEAK"}
 
 
-def _temporary(folder: Path, name: str) -> Path:
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """A temporary path beside `final` to write to; renamed to `final` when the block completes,
+    removed if it fails, so `final` is either the old file, the complete new one, or absent."""
+    folder = final.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".sessionfix-tmp", dir=folder)
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".sessionfix-tmp", dir=folder)
     except OSError as exc:
         raise OutputError(f"cannot write into {folder} ({exc.strerror}); choose a writable folder") from exc
     os.close(fd)
-    return Path(tmp)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes]] | None:
@@ -58,27 +70,17 @@ def _with_metadata(new: bytes, source: bytes) -> bytes:
 
 def write_stem(track: Track, audio: np.ndarray, folder: Path) -> Path:
     """Write `audio` (frames, channels) as `folder/track.name` in the track's format; returns the path."""
-    tmp = _temporary(folder, track.name)
-    try:
+    final = folder / track.name
+    with atomic_path(final) as tmp:
         sf.write(str(tmp), audio, track.sr, subtype=track.subtype, format=track.container)
         if track.container == "WAV":
             tmp.write_bytes(_with_metadata(tmp.read_bytes(), track.path.read_bytes()))
-        final = folder / track.name
-        os.replace(tmp, final)
-        return final
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return final
 
 
 def copy_stem(source: Path, folder: Path) -> Path:
     """Copy a file byte for byte into `folder` (same name), atomically."""
-    tmp = _temporary(folder, source.name)
-    try:
+    final = folder / source.name
+    with atomic_path(final) as tmp:
         shutil.copyfile(source, tmp)
-        final = folder / source.name
-        os.replace(tmp, final)
-        return final
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return final
