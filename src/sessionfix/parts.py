@@ -329,8 +329,13 @@ def combine_parts(first: list[PartAnalysis], *, tempo: Tempo | None, params: Par
     """The session reference from parts analysed at A4 = 440 Hz, every part re-expressed against it,
     and the findings."""
     offsets = [p.offset_cents for p in first if p.notes]
-    # the session reference: where the pitched tracks agree (the median track), 440 Hz alone
-    reference_cents = float(np.median(offsets)) if len(offsets) >= 2 else 0.0
+    # the session reference: where the pitched tracks agree: the mean of the tracks within the
+    # reporting threshold of the median track (an outlier is what gets reported), 440 Hz alone
+    reference_cents = 0.0
+    if len(offsets) >= 2:
+        middle = float(np.median(offsets))
+        agreeing = [o for o in offsets if abs(o - middle) < params.track_tuning_cents]
+        reference_cents = float(np.mean(agreeing))
     a4 = 440.0 * 2 ** (reference_cents / 1200)
     parts = tuple(
         PartAnalysis(
