@@ -15,7 +15,7 @@ Conventions
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -415,8 +415,6 @@ def _edited_side(
     A close mic is edited when its references agree hit by hit on its moves. If a reference wanders
     against every close mic too, the side that sits on the tempo grid is the edited one.
     """
-    from dataclasses import replace
-
     by_close: dict[str, list[PairAnalysis]] = {}
     for p in pairs:
         by_close.setdefault(p.close, []).append(p)
@@ -462,8 +460,6 @@ def _natural_when_all_moved(
     "centred"`: it is off by the drummer's average push or drag. Flams the edit left behind (the
     next hit's attack running on before its crossfade) are left out: they carry the previous move.
     """
-    from dataclasses import replace
-
     out = []
     for p in pairs:
         if p.close in edited and p.natural_lag_basis == "centred" and tempo is not None:

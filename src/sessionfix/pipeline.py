@@ -48,7 +48,7 @@ def scan(path: Path | str) -> Scan:
             )
     roles = assign_roles([t.name for t in session.tracks], overrides=config.roles)
     layout = kit_layout(roles, pairs=config.pairs)
-    qc = check_session(session, layout=layout, roles=roles, params=config.qc)
+    qc = check_session(session, layout=layout, params=config.qc)
     usable = usable_tracks(session, qc)
     kit = analyse_kit(session, layout=layout, roles=roles, params=KitParams(), usable=usable)
     parts_params = PartsParams()

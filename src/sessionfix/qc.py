@@ -19,8 +19,8 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from .findings import Finding
-from .roles import KitLayout, Role
-from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read
+from .roles import KitLayout, normalise_name
+from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read_windows
 
 T = TypeVar("T")
 ENVELOPE_HOP = 256  # samples per envelope value: 5.3 ms at 48 kHz, finer than any drum attack
@@ -333,9 +333,9 @@ def polarity_votes(
     +-max_lag samples around timeline position `hits` (0 where the hit is too weak to vote)."""
     pre, post = int(0.005 * sr), int(0.025 * sr)
     votes = np.zeros(len(hits))
-    for i, h in enumerate(hits.tolist()):
-        x = read(a, start=h - pre, frames=pre + post).astype(np.float64)
-        y = read(b, start=h - pre - max_lag, frames=pre + post + 2 * max_lag).astype(np.float64)
+    close = read_windows(a, hits - pre, pre + post).astype(np.float64)
+    other = read_windows(b, hits - pre - max_lag, pre + post + 2 * max_lag).astype(np.float64)
+    for i, (x, y) in enumerate(zip(close, other, strict=True)):
         x -= x.mean()
         y -= y.mean()
         energy_x = float(x @ x)
@@ -353,11 +353,9 @@ _FLIP_WORDS = ("bottom", "btm", "bot", "under", "bttm", "b")
 
 
 def _polarity_findings(
-    session: Session, layout: KitLayout, roles: dict[str, Role], stats: dict[str, TrackStats], params: QcParams
+    session: Session, layout: KitLayout, stats: dict[str, TrackStats], params: QcParams
 ) -> list[Finding]:
     """Close mics on one drum (snare top/bottom, kick in/out) that are in opposite polarity."""
-    from .roles import normalise_name
-
     out = []
     sr = session.sr or 48000
     for group in layout.siblings:
@@ -416,7 +414,7 @@ def _odd_one_out(session: Session, a: str, b: str, hits: np.ndarray, layout: Kit
     return None
 
 
-def check_session(session: Session, *, layout: KitLayout, roles: dict[str, Role], params: QcParams) -> QcResult:
+def check_session(session: Session, *, layout: KitLayout, params: QcParams) -> QcResult:
     """All technical checks of item `qc`: format, level, clipping, DC, silence, duplicates, polarity."""
     stats: dict[str, TrackStats] = {}
     findings: list[Finding] = list(_format_findings(session, params))
@@ -437,5 +435,5 @@ def check_session(session: Session, *, layout: KitLayout, roles: dict[str, Role]
         findings += _track_findings(track, stats[track.name], sr, params)
     silent = {f.track for f in findings if f.kind == "silent" and f.track}
     findings += _duplicate_findings(stats, silent)
-    findings += _polarity_findings(session, layout, roles, stats, params)
+    findings += _polarity_findings(session, layout, stats, params)
     return QcResult(stats=stats, findings=tuple(findings))

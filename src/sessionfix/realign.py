@@ -108,13 +108,14 @@ def _one_per_hit(events: list[_Event], key: str, params: RealignParams, sr: int,
     return out
 
 
-def _attacks(kit: KitAnalysis, follow: Follow, sr: int) -> np.ndarray:
-    """Positions of every known hit in the moved group's own audio (samples, sorted)."""
+def _attacks(kit: KitAnalysis, follow: Follow, events: list[_Event]) -> np.ndarray:
+    """Positions of every known hit in the moved group's own audio (samples, sorted); `events` are the
+    edited close mics' hits with their moves."""
     edited_close = [n for n in kit.edited if n in kit.hits]
     if follow == "close":
         # unedited close mics are played time already; edited hits map back by their moves
         own = [h.positions for n, h in kit.hits.items() if n not in edited_close]
-        moved = [np.array([e.played_pos for e in _hit_moves(kit, sr)])]
+        moved = [np.array([e.played_pos for e in events])]
         return np.sort(np.concatenate(own + moved)) if own or moved else np.zeros(0)
     return np.sort(np.concatenate([kit.hits[n].positions for n in edited_close]).astype(float))
 
@@ -131,7 +132,8 @@ def plan_edits(kit: KitAnalysis, layout: KitLayout, *, follow: Follow, sr: int, 
         return EditPlan(follow=follow, tracks=group, cuts=(), moves=(), crossfade=crossfade)
 
     key = "played_pos" if follow == "close" else "close_pos"
-    events = _one_per_hit(_hit_moves(kit, sr), key, params, sr, kit)
+    measured = _hit_moves(kit, sr)
+    events = _one_per_hit(measured, key, params, sr, kit)
     # the group's audio position of each hit, and the displacement that makes it coherent
     sign = 1.0 if follow == "close" else -1.0
     starts = np.array([getattr(e, key) for e in events])
@@ -141,7 +143,7 @@ def plan_edits(kit: KitAnalysis, layout: KitLayout, *, follow: Follow, sr: int, 
     late = (max(lags) if lags and follow == "close" else 0.0) * 1e-3 * sr
     protect = params.protect_ms * 1e-3 * sr
     guard = params.attack_guard_ms * 1e-3 * sr
-    attacks = _attacks(kit, follow, sr)
+    attacks = _attacks(kit, follow, measured)
 
     def clear(lo: float, hi: float) -> bool:
         """No hit's attack, nor its first `protect` ms on the farthest mic, touches [lo, hi]."""
