@@ -122,3 +122,63 @@ def test_installed_console_script_runs_without_traceback(tmp_path: Path) -> None
     proc = subprocess.run([str(exe), "scan", str(tmp_path / "missing")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("sessionfix: ") and "Traceback" not in proc.stderr
+
+
+def test_several_sessions_one_report_each_carrying_on_past_a_bad_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    sf.write(clean / "Keys.wav", 0.1 * np.sin(np.arange(48000) / 9.0), 48000)
+    reports = tmp_path / "reports"
+    sessions = [str(clean), str(tmp_path / "missing"), str(FIXTURES / "demo"), str(FIXTURES / "demo")]
+    code, out, err = run(["scan", *sessions, "--json", str(reports), "--html", str(reports)], capsys)
+    assert code == 2  # the worst of 0 (clean), 2 (missing), 1 (demo)
+    assert err.count("\n") == 1 and "missing" in err and "does not exist" in err
+    assert sorted(os.listdir(reports)) == sorted(
+        ["clean.json", "clean.html", "demo.json", "demo.html", "demo-2.json", "demo-2.html"]
+    )
+    assert json.loads((reports / "demo-2.json").read_text())["kit"]["edited"]
+    assert "Sessions" in out and "(failed)" in out  # the closing summary table
+    # without the bad one, the worst is the demo's partial quantisation
+    assert run(["scan", str(clean), str(FIXTURES / "demo"), "--quiet"], capsys)[0] == 1
+
+
+def test_json_to_stdout_for_several_sessions_is_one_document_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["scan", str(FIXTURES / "bwf"), str(FIXTURES / "demo"), "--json", "-"], capsys)
+    lines = out.splitlines()
+    assert code == 1 and err == "" and len(lines) == 2
+    docs = [json.loads(line) for line in lines]
+    for doc in docs:
+        jsonschema.validate(doc, SCHEMA)
+    assert [Path(d["session"]["path"]).name for d in docs] == ["bwf", "demo"]
+
+
+def test_quiet_prints_nothing_and_keeps_the_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "demo.html"
+    code, out, err = run(["scan", str(FIXTURES / "demo"), "--quiet", "--html", str(report)], capsys)
+    assert (code, out, err) == (1, "", "")
+    assert report.read_text().startswith("<!DOCTYPE html>")
+    code, out, err = run(["scan", str(FIXTURES / "demo"), "--verbose"], capsys)
+    assert "Technical checks" in out and "Stage timings" in out and "Measuring per-hit lags" in out
+    assert err == ""  # no progress bars when the output is not a terminal
+    assert run(["scan", str(FIXTURES / "demo"), "-q", "-v"], capsys)[0] == 2
+
+
+def test_rate_adds_a_quote_everywhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["scan", str(FIXTURES / "demo"), "--rate", "45", "--currency", "EUR"]
+    code, out, _ = run([*args, "--html", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")], capsys)
+    effort = json.loads((tmp_path / "r.json").read_text())["effort"]
+    amount = round(effort["manual_minutes"] / 60 * 45, 2)
+    assert effort["quote"] == {"rate_per_hour": 45.0, "currency": "EUR", "amount": amount}
+    assert f"{amount:,.2f} EUR" in out and f"{amount:,.2f} EUR" in (tmp_path / "r.html").read_text()
+    kinds = {i["kind"]: i for i in effort["items"]}
+    assert kinds["partial_quantisation"]["unit"] == "moved hit"
+    assert run(["scan", str(FIXTURES / "demo"), "--rate", "-5"], capsys)[0] == 2
+
+
+def test_html_report_is_never_written_into_the_session(qc_session: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(qc_session)
+    code, _, err = run(["scan", str(qc_session), "--html", str(qc_session / "report.html")], capsys)
+    assert code == 2 and "inside the session folder" in err
+    assert snapshot(qc_session) == before

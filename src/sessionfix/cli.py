@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import typer
@@ -56,39 +57,216 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder, renamed when complete."""
+    """Write `text` to `path` through a temporary file in the same folder, renamed when complete
+    (the folder is made if missing)."""
     from .writer import atomic_path
 
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make the folder {path.parent} ({exc.strerror}); choose a writable folder") from exc
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
+class ProgressBars:
+    """A `Progress` callback that draws one transient rich bar per stage on stderr, and keeps how long
+    each stage took (for --verbose)."""
+
+    def __init__(self, *, show: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.show = show
+        self.bars = Progress(
+            TextColumn("{task.description:<24}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            disable=not show,
+        )
+        self.seconds: dict[str, float] = {}
+        self._stage: str | None = None
+        self._task: Any = None
+        self._t0 = 0.0
+
+    def __enter__(self) -> ProgressBars:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+        self.bars.stop()
+
+    def _close(self) -> None:
+        if self._stage is not None:
+            self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + time.perf_counter() - self._t0
+            self.bars.update(self._task, completed=self.bars.tasks[-1].total)
+            self._stage = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self._close()
+            self._stage, self._t0 = stage, time.perf_counter()
+            self._task = self.bars.add_task(stage, total=total)
+        self.bars.update(self._task, completed=done)
+
+
+def _report_paths(sessions: list[Path], target: str | None, suffix: str) -> list[Path | None]:
+    """Where each session's report goes: FILE for one session, DIR/<session name><suffix> for a folder
+    (an existing one, or any target when several sessions are scanned); names made unique."""
+    if target is None or target == "-":
+        return [None] * len(sessions)
+    where = Path(target)
+    if len(sessions) == 1 and not where.is_dir():
+        return [where]
+    if where.exists() and not where.is_dir():
+        raise OutputError(f"{target} is a file; with several sessions give a folder for the reports")
+    paths: list[Path | None] = []
+    taken: set[str] = set()
+    for session in sessions:
+        stem = session.resolve().name or "session"
+        name, n = stem + suffix, 2
+        while name in taken:
+            name, n = f"{stem}-{n}{suffix}", n + 1
+        taken.add(name)
+        paths.append(where / name)
+    return paths
+
+
 @app.command("scan")
 def scan_command(
-    session: Path = typer.Argument(..., help="The session folder: one stem per file, all starting together."),
+    sessions: list[Path] = typer.Argument(
+        ..., metavar="SESSION...", help="Session folders: one stem per file, all starting together."
+    ),
     json_out: str | None = typer.Option(
-        None, "--json", metavar="FILE|-", help="Write the sessionfix.scan/1 JSON report to FILE, or - for stdout."
+        None,
+        "--json",
+        metavar="FILE|DIR|-",
+        help="Write the sessionfix.scan/1 JSON report to FILE, or - for stdout (one document per line with "
+        "several sessions), or into DIR as <session>.json.",
+    ),
+    html_out: str | None = typer.Option(
+        None,
+        "--html",
+        metavar="FILE|DIR",
+        help="Write a self-contained HTML report to FILE, or into DIR as <session>.html.",
     ),
     fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when a finding is this severe or worse."),
+    rate: float | None = typer.Option(
+        None, "--rate", min=0.0, help="Your hourly rate: adds a quote (estimated hours x rate) to every report."
+    ),
+    currency: str = typer.Option("", "--currency", help="Currency shown with --rate, e.g. EUR."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors; the exit code tells the rest."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the technical checks and stage timings."),
 ) -> None:
-    """Report what a session holds and what is wrong with it, before you quote the job."""
-    from .pipeline import scan
-    from .report.json_report import scan_to_dict
-    from .report.terminal import terminal_report
+    """Report what sessions hold and what is wrong with them, before you quote the job.
 
-    if json_out not in (None, "-") and session.is_dir() and _inside(Path(json_out), session):
-        raise OutputError(
-            f"--json {json_out} is inside the session folder; sessionfix never writes into a "
-            "client's session: write the report elsewhere"
+    Several sessions get one report each; a session that cannot be scanned is reported on stderr and
+    the others go on. The exit code is the worst of them.
+    """
+    if html_out == "-":
+        raise typer.BadParameter("the HTML report goes to a file or folder, not stdout", param_hint="--html")
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose contradict each other", param_hint="--quiet")
+    json_paths = _report_paths(sessions, json_out, ".json")
+    html_paths = _report_paths(sessions, html_out, ".html")
+    to_terminal = not quiet and json_out != "-"
+    show_progress = to_terminal and sys.stdout.isatty() and sys.stderr.isatty()
+    outcomes: list[tuple[str, Scan | None, int]] = []
+    for session, json_path, html_path in zip(sessions, json_paths, html_paths, strict=True):
+        try:
+            json_indent = 1 if len(sessions) == 1 else None  # several: one document per line
+            result, seconds = _scan_one(
+                session, json_path, html_path, json_out == "-", json_indent, rate, currency, show_progress
+            )
+        except SessionError as exc:
+            sys.stderr.write(f"sessionfix: {exc}\n" if len(sessions) == 1 else f"sessionfix: {session}: {exc}\n")
+            outcomes.append((str(session), None, EXIT_FAILED))
+            continue
+        code = EXIT_FINDINGS if at_or_above(result.findings, fail_on.value) else EXIT_OK
+        outcomes.append((str(session), result, code))
+        if to_terminal:
+            _print_scan(result, rate, currency, verbose, seconds, header=len(sessions) > 1)
+    if to_terminal and len(sessions) > 1:
+        Console(highlight=False).print(_sessions_table(outcomes))
+    raise typer.Exit(max(code for _, _, code in outcomes))
+
+
+def _scan_one(
+    session: Path,
+    json_path: Path | None,
+    html_path: Path | None,
+    json_stdout: bool,
+    stdout_indent: int | None,
+    rate: float | None,
+    currency: str,
+    show_progress: bool,
+) -> tuple[Scan, dict[str, float]]:
+    """Scan one session and write its reports; the reports are written only once the scan succeeded."""
+    from .effort import quote
+    from .pipeline import scan
+    from .report.html import scan_to_html
+    from .report.json_report import scan_to_dict
+
+    for flag, path in (("--json", json_path), ("--html", html_path)):
+        if path is not None and session.is_dir() and _inside(path, session):
+            raise OutputError(
+                f"{flag} {path} is inside the session folder; sessionfix never writes into a "
+                "client's session: write the report elsewhere"
+            )
+    with ProgressBars(show=show_progress) as bars:
+        result = scan(session, progress=bars)
+    price = quote(result.effort, rate_per_hour=rate, currency=currency) if rate is not None else None
+    if json_stdout:
+        sys.stdout.write(json.dumps(scan_to_dict(result, price), indent=stdout_indent) + "\n")
+        sys.stdout.flush()
+    if json_path is not None:
+        write_atomically(json_path, json.dumps(scan_to_dict(result, price), indent=1) + "\n")
+    if html_path is not None:
+        write_atomically(html_path, scan_to_html(result, price))
+    return result, bars.seconds
+
+
+def _print_scan(
+    result: Scan, rate: float | None, currency: str, verbose: bool, seconds: dict[str, float], *, header: bool
+) -> None:
+    from rich.rule import Rule
+
+    from .effort import quote
+    from .report.terminal import qc_table, terminal_report
+
+    console = Console(highlight=False)
+    if header:
+        console.print(Rule(str(result.session.path), align="left"))
+    price = quote(result.effort, rate_per_hour=rate, currency=currency) if rate is not None else None
+    console.print(terminal_report(result, price))
+    if verbose:
+        console.print(qc_table(result))
+        console.print("Stage timings: " + ", ".join(f"{stage} {s:.2f} s" for stage, s in seconds.items()))
+
+
+def _sessions_table(outcomes: list[tuple[str, Scan | None, int]]) -> Table:
+    table = Table(title="Sessions", title_justify="left")
+    for column, justify in (
+        ("session", "left"),
+        ("tracks", "right"),
+        ("errors", "right"),
+        ("warnings", "right"),
+        ("repair min", "right"),
+        ("exit", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for name, result, code in outcomes:
+        if result is None:
+            table.add_row(name, "-", "-", "-", "-", f"{code} (failed)")
+            continue
+        errors, warnings = (str(sum(f.severity == sev for f in result.findings)) for sev in ("error", "warning"))
+        table.add_row(
+            name, str(len(result.session.tracks)), errors, warnings, f"{result.effort.manual_minutes:g}", str(code)
         )
-    result = scan(session)
-    if json_out == "-":
-        sys.stdout.write(json.dumps(scan_to_dict(result), indent=1) + "\n")
-    else:
-        Console(highlight=False).print(terminal_report(result))
-        if json_out:
-            write_atomically(Path(json_out), json.dumps(scan_to_dict(result), indent=1) + "\n")
-    raise typer.Exit(EXIT_FINDINGS if at_or_above(result.findings, fail_on.value) else EXIT_OK)
+    return table
 
 
 class FollowSide(StrEnum):
@@ -122,7 +300,9 @@ def align_command(
         raise OutputError(f"--out {out} is a file; give a folder")
     from .pipeline import scan
 
-    before = scan(session)
+    show_progress = sys.stdout.isatty() and sys.stderr.isatty()
+    with ProgressBars(show=show_progress) as bars:
+        before = scan(session, progress=bars)
     sr = before.session.sr or 48000
     plan = plan_edits(before.kit, before.layout, follow=follow.value, sr=sr, params=RealignParams())
     console = Console(highlight=False)
@@ -134,7 +314,8 @@ def align_command(
             )
         raise typer.Exit(EXIT_OK)
     _write_aligned(before, plan, out)
-    after = scan(out)
+    with ProgressBars(show=show_progress) as bars:
+        after = scan(out, progress=bars)
     console.print(_coherence_table(before, after))
     raise typer.Exit(EXIT_OK)
 

@@ -44,6 +44,7 @@ class Finding:
     value: float | None = None
     unit: str | None = None
     fix: str | None = None
+    count: int = 1  # units of repair work it holds: notes, bars or hits; 1 for a track or a passage
 
 
 def at_or_above(findings: list[Finding] | tuple[Finding, ...], severity: Severity) -> list[Finding]:

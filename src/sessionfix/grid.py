@@ -38,6 +38,11 @@ class Tempo:
         """0-based bar number of a time (negative before the first downbeat)."""
         return int(np.floor((t_s - self.first_beat_s) / (self.beat_s * self.meter) + 1e-9))
 
+    def bar_number(self, t_s: float) -> int:
+        """The bar a musician counts, 1 at the first downbeat (as a DAW's bars|beats ruler does when
+        bar 1 is set on the song's first downbeat)."""
+        return self.bar_of(t_s) + 1
+
     def grid_error_s(self, times_s: np.ndarray, *, division: int = 4) -> np.ndarray:
         """Signed distance of each time from the nearest 1/`division` beat, seconds."""
         step = self.beat_s / division

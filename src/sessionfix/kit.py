@@ -24,6 +24,7 @@ import scipy.fft as sp_fft
 from .findings import Finding
 from .grid import Tempo, estimate_tempo
 from .onsets import Hits, OnsetParams, attribute_bleed, detect_hits
+from .progress import Progress, quiet
 from .roles import KitLayout, Role, _drum_key
 from .session import Session, read, read_windows
 
@@ -292,11 +293,12 @@ def _span(instrument: str, sr: int) -> tuple[LagSetting, int, int]:
 
 
 def _detect_close_hits(
-    session: Session, layout: KitLayout, roles: dict[str, Role], params: KitParams, sr: int
+    session: Session, layout: KitLayout, roles: dict[str, Role], params: KitParams, sr: int, progress: Progress
 ) -> tuple[dict[str, Hits], dict[str, np.ndarray]]:
     """Own-drum hits of every close mic, and each hit's close-mic window (one read per mic)."""
     hits, windows = {}, {}
-    for name in layout.close:
+    for i, name in enumerate(layout.close):
+        progress("Finding drum hits", i, len(layout.close))
         audio = read(session.track(name), start=0, frames=session.frames)
         found = detect_hits(audio, sr=sr, instrument=roles[name], track=name, params=params.onsets)
         _, pre, post = _span(roles[name], sr)
@@ -316,7 +318,13 @@ def _detect_close_hits(
 
 
 def analyse_kit(
-    session: Session, *, layout: KitLayout, roles: dict[str, Role], params: KitParams, usable: set[str]
+    session: Session,
+    *,
+    layout: KitLayout,
+    roles: dict[str, Role],
+    params: KitParams,
+    usable: set[str],
+    progress: Progress = quiet,
 ) -> KitAnalysis:
     """Hits, per-hit lags, pair states, the edited side, tempo and findings for one kit.
 
@@ -329,12 +337,14 @@ def analyse_kit(
         pairs=tuple(p for p in layout.pairs if p.close in usable and p.reference in usable),
         siblings=layout.siblings,
     )
-    hits, close_windows = _detect_close_hits(session, layout, roles, params, sr)
+    hits, close_windows = _detect_close_hits(session, layout, roles, params, sr, progress)
     min_lag, max_lag = int(params.min_lag_ms * 1e-3 * sr), int(params.max_lag_ms * 1e-3 * sr)
     spans = {name: _span(roles[name], sr) for name in hits}  # close mic -> setting, samples before, after
     # each reference is read once, around the hits of every close mic it is paired with
     reference_windows: dict[tuple[str, str], np.ndarray] = {}
-    for reference in {p.reference for p in layout.pairs}:
+    references = sorted({p.reference for p in layout.pairs})
+    for i, reference in enumerate(references):
+        progress("Reading reference mics", i, len(references))
         closes = [p.close for p in layout.pairs if p.reference == reference]
         starts = [hits[c].positions - spans[c][1] + min_lag for c in closes]
         lengths = [spans[c][1] + spans[c][2] + max_lag - min_lag for c in closes]
@@ -344,7 +354,8 @@ def analyse_kit(
             reference_windows[(c, reference)] = together[lo:hi, :n]
 
     pairs: list[PairAnalysis] = []
-    for pair in layout.pairs:
+    for i, pair in enumerate(layout.pairs):
+        progress("Measuring per-hit lags", i, len(layout.pairs))
         h = hits[pair.close]
         setting = spans[pair.close][0]
         lags, signs = measure_lags(
@@ -531,6 +542,7 @@ def _findings(
                 end_s=round(times[-1] / sr, 4),
                 value=round(spread, 3),
                 unit="ms",
+                count=len(moved),
                 message=f"{len(moved)} {instrument} hits were moved on {_names([track])} but not on {_names(others)} "
                 f"(spread {spread:.1f} ms): the kit flams",
                 fix="sessionfix align SESSION --out FIXED",

@@ -226,7 +226,7 @@ def _usual_placement(starts_s: np.ndarray, tempo: Tempo) -> float:
 def _bars(tempo: Tempo | None, start_s: float, end_s: float) -> str:
     if tempo is None:
         return f"at {start_s:.1f}-{end_s:.1f} s"
-    a, b = tempo.bar_of(start_s), tempo.bar_of(end_s)
+    a, b = tempo.bar_number(start_s), tempo.bar_number(end_s)
     return f"in bar {a}" if a == b else f"in bars {a}-{b}"
 
 
@@ -278,6 +278,7 @@ def _tuning_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
                 end_s=round(notes[-1].end_s, 3),
                 value=round(value, 1),
                 unit="cents",
+                count=len(notes),
                 message=f"{name}: {len(notes)} note{'s' if len(notes) > 1 else ''} {size:.0f} cents {direction} "
                 f"{_bars(tempo, notes[0].start_s, notes[-1].start_s)}; pitch-correct or replay",
             )
@@ -318,8 +319,9 @@ def _timing_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
                     end_s=round(end_s, 3),
                     value=round(median, 1),
                     unit="ms",
-                    message=f"{name} sits {abs(median):.0f} ms {'late' if median > 0 else 'early'} in bars "
-                    f"{bars[lo]}-{bars[hi - 1]}; re-time the phrase",
+                    count=hi - lo,
+                    message=f"{name} sits {abs(median):.0f} ms {'late' if median > 0 else 'early'} "
+                    f"{_bars(tempo, start_s, end_s - 1e-6)}; re-time the phrase",
                 )
             )
     return out

@@ -11,6 +11,7 @@ from .errors import ConfigError
 from .findings import SEVERITY_RANK, Finding
 from .kit import KitAnalysis, KitParams, analyse_kit
 from .parts import PartsAnalysis, PartsParams, analyse_part, combine_parts
+from .progress import Progress, quiet
 from .qc import QcResult, check_session
 from .roles import PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
 from .session import Session, load_session, read
@@ -35,8 +36,11 @@ def _sort_key(f: Finding) -> tuple:
     return (f.track or "", f.start_s if f.start_s is not None else -1.0, -SEVERITY_RANK[f.severity], f.kind)
 
 
-def scan(path: Path | str) -> Scan:
-    """Load a session folder and run every analysis stage over it."""
+def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
+    """Load a session folder and run every analysis stage over it.
+
+    progress : told (stage, steps done, steps in all) as the long stages go.
+    """
     folder = Path(path)
     config = load_config(folder) if folder.is_dir() else Config()
     session = load_session(folder, exclude=config.exclude)
@@ -48,15 +52,17 @@ def scan(path: Path | str) -> Scan:
             )
     roles = assign_roles([t.name for t in session.tracks], overrides=config.roles)
     layout = kit_layout(roles, pairs=config.pairs)
-    qc = check_session(session, layout=layout, params=config.qc)
+    qc = check_session(session, layout=layout, params=config.qc, progress=progress)
     usable = usable_tracks(session, qc)
-    kit = analyse_kit(session, layout=layout, roles=roles, params=KitParams(), usable=usable)
+    kit = analyse_kit(session, layout=layout, roles=roles, params=KitParams(), usable=usable, progress=progress)
     parts_params = PartsParams()
-    part_list = [  # one pitched track in memory at a time
-        analyse_part(read(t), sr=t.sr, track=t.name, a4_hz=440.0, tempo=kit.tempo, params=parts_params)
-        for t in session.tracks
-        if t.name in usable and roles[t.name] in PITCHED_ROLES
-    ]
+    pitched = [t for t in session.tracks if t.name in usable and roles[t.name] in PITCHED_ROLES]
+    part_list = []
+    for i, t in enumerate(pitched):  # one pitched track in memory at a time
+        progress("Tracking pitch", i, len(pitched))
+        part_list.append(
+            analyse_part(read(t), sr=t.sr, track=t.name, a4_hz=440.0, tempo=kit.tempo, params=parts_params)
+        )
     parts = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
     findings = tuple(sorted(session.findings + qc.findings + kit.findings + parts.findings, key=_sort_key))
     effort = estimate_effort(findings, units={"partial_quantisation": kit.moved_hits})

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from .findings import Finding
+from .progress import Progress, quiet
 from .roles import KitLayout, normalise_name
 from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read_windows
 
@@ -414,12 +415,13 @@ def _odd_one_out(session: Session, a: str, b: str, hits: np.ndarray, layout: Kit
     return None
 
 
-def check_session(session: Session, *, layout: KitLayout, params: QcParams) -> QcResult:
+def check_session(session: Session, *, layout: KitLayout, params: QcParams, progress: Progress = quiet) -> QcResult:
     """All technical checks of item `qc`: format, level, clipping, DC, silence, duplicates, polarity."""
     stats: dict[str, TrackStats] = {}
     findings: list[Finding] = list(_format_findings(session, params))
     sr = session.sr or 48000
-    for track in session.tracks:
+    for i, track in enumerate(session.tracks):
+        progress("Checking tracks", i, len(session.tracks))
         try:
             stats[track.name] = measure_track(track, params=params)
         except (RuntimeError, OSError) as exc:

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .. import __version__
+from ..effort import Quote
 from ..kit import PairAnalysis
 from ..pipeline import Scan
 
@@ -55,7 +56,17 @@ def _pair(p: PairAnalysis, sr: int) -> dict[str, Any]:
     }
 
 
-def scan_to_dict(scan: Scan) -> dict[str, Any]:
+def effort_dict(scan: Scan, quote: Quote | None = None) -> dict[str, Any]:
+    effort: dict[str, Any] = {
+        "manual_minutes": scan.effort.manual_minutes,
+        "items": [asdict(i) for i in scan.effort.items],
+    }
+    if quote is not None:
+        effort["quote"] = asdict(quote)
+    return effort
+
+
+def scan_to_dict(scan: Scan, quote: Quote | None = None) -> dict[str, Any]:
     """The report as plain JSON-able data, exactly per the schema (plus a few documented extras)."""
     session = scan.session
     tracks = []
@@ -121,5 +132,5 @@ def scan_to_dict(scan: Scan) -> dict[str, Any]:
             ],
         },
         "findings": findings,
-        "effort": {"manual_minutes": scan.effort.manual_minutes, "items": [asdict(i) for i in scan.effort.items]},
+        "effort": effort_dict(scan, quote),
     }

@@ -5,10 +5,13 @@ Returns rich renderables; printing them is the CLI's job.
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ..effort import Quote, hours_and_minutes, units_label
 from ..findings import Finding
 from ..pipeline import Scan
 
@@ -113,21 +116,66 @@ def parts_line(scan: Scan) -> Text:
     return Text(f"\nPitched parts: session reference A4 = {scan.parts.reference_a4_hz:.1f} Hz; {tunings}")
 
 
-def totals_line(scan: Scan) -> Text:
+def qc_table(scan: Scan) -> Table:
+    """The technical checks per track, for --verbose."""
+    table = Table(title="Technical checks", title_justify="left")
+    for column in ("track", "starts at s", "peak dBFS", "DC dBFS", "full-scale runs", "dual mono"):
+        table.add_column(column, justify="left" if column == "track" else "right")
+    for t in scan.session.tracks:
+        stats = scan.qc.stats.get(t.name)
+        if stats is None:
+            table.add_row(t.name, "-", "-", "-", "-", "-")
+            continue
+        dc = max((abs(d) for d in stats.dc), default=0.0)
+        table.add_row(
+            t.name,
+            f"{t.offset / t.sr:.3f}",
+            "-inf" if stats.peak == 0 else f"{stats.peak_dbfs:.1f}",
+            f"{20 * math.log10(dc):.1f}" if dc > 0 else "-inf",
+            str(len(stats.clip_runs)),
+            "yes" if stats.identical_channels else "no",
+        )
+    return table
+
+
+def effort_table(scan: Scan) -> RenderableType:
+    if not scan.effort.items:
+        return Text("")
+    table = Table(title="Manual repair estimate", title_justify="left")
+    for column, justify in (("work", "left"), ("amount", "right"), ("min each", "right"), ("minutes", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for item in scan.effort.items:
+        table.add_row(item.kind, units_label(item), f"{item.minutes_per_unit:g}", f"{item.minutes:g}")
+    return table
+
+
+def money(amount: float, currency: str) -> str:
+    return f"{amount:,.2f}" + (f" {currency}" if currency else "")
+
+
+def totals_line(scan: Scan, quote: Quote | None = None) -> Text:
     counts = {s: sum(f.severity == s for f in scan.findings) for s in ("error", "warning", "info")}
     text = Text()
     for severity, n in counts.items():
         text.append(f"{n} {severity}{'s' if n != 1 else ''}  ", style=SEVERITY_STYLE[severity] if n else "dim")
-    text.append(f"· estimated manual repair: {scan.effort.manual_minutes:g} min")
+    minutes = scan.effort.manual_minutes
+    text.append(f"· estimated manual repair: {minutes:g} min ({hours_and_minutes(minutes)})")
+    if quote is not None:
+        text.append(
+            f"\nQuote: {minutes / 60:.2f} h at {money(quote.rate_per_hour, quote.currency)}/h = "
+            f"{money(quote.amount, quote.currency)}",
+            style="bold",
+        )
     return text
 
 
-def terminal_report(scan: Scan) -> RenderableType:
+def terminal_report(scan: Scan, quote: Quote | None = None) -> RenderableType:
     return Group(
         track_table(scan),
         kit_table(scan),
         parts_line(scan),
         Text("\nFindings", style="bold underline"),
         findings_view(scan.findings),
-        totals_line(scan),
+        effort_table(scan),
+        totals_line(scan, quote),
     )
