@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	-$(BIN)/sessionfix scan fixtures/demo --json demo-scan.json
-	@echo "JSON report written to demo-scan.json"
+	-$(BIN)/sessionfix scan fixtures/demo --json demo-scan.json --html demo-report.html --rate 60
+	@echo "JSON report written to demo-scan.json, HTML report to demo-report.html"
 	$(BIN)/sessionfix align fixtures/demo --out demo-aligned
 	@echo "Realigned stems written to demo-aligned/"
 
@@ -32,4 +32,4 @@ regen: $(STAMP)
 	$(BIN)/python fixtures/make_fixtures.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-scan.json demo-aligned
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-scan.json demo-report.html demo-aligned
