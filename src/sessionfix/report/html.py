@@ -48,8 +48,8 @@ th { font-weight: 600; background: #f3f5f7; } td.num, th.num { text-align: right
 .note { color: var(--dim); font-size: 12px; }
 figure { margin: 6px 0 14px; break-inside: avoid; page-break-inside: avoid; }
 figcaption { font-size: 12px; color: var(--dim); }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 4px 18px; }
-svg.chart { width: 100%; height: auto; display: block; font-size: 10px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 4px 18px; }
+svg.chart { width: 100%; height: auto; display: block; font-size: 11px; }
 svg .frame { fill: none; stroke: #9aa5b1; } svg .grid { stroke: #eceff2; }
 svg .tick, svg .hlabel { fill: var(--dim); } svg .axis { fill: var(--ink); }
 svg .steady { fill: var(--ok); } svg .moved { fill: var(--error); } svg .unmeasured { fill: #b0b8c0; }
@@ -176,7 +176,7 @@ def _timeline(scan: Scan) -> str:
         x_range=(0.0, duration),
         y_range=(0.0, float(n)),
         title="Findings across the song, per track",
-        width=1000.0,
+        width=800.0,
         height=40.0 + 20.0 * n,
         x_ticks=ticks,
         x_label=x_label,
@@ -215,7 +215,8 @@ def _pair_chart(pair: PairAnalysis, scan: Scan) -> str:
         y_range=(lo - pad, hi + pad),
         title=f"{pair.close} to {pair.reference}: per-hit lag",
         y_label="lag ms",
-        height=170.0,
+        width=480.0,
+        height=160.0,
         x_ticks=ticks,
         x_label=x_label,
     )
@@ -293,8 +294,8 @@ def _part_chart(part: PartAnalysis, scan: Scan) -> str:
         y_range=(-extent, extent),
         title=f"{part.track}: pitch against the session reference",
         y_label="cents",
-        width=1000.0,
-        height=190.0,
+        width=800.0,
+        height=180.0,
         x_ticks=ticks,
         x_label=x_label,
     )
