@@ -28,6 +28,15 @@ DETECTION_BANDS: dict[str, tuple[float, float]] = {
 # A resonant drum's decay has bumps of its own (shell modes beating, a head bouncing): within this many
 # ms after a hit, a candidate this many dB quieter than it is the same hit still ringing.
 RING_MASK: dict[str, tuple[float, float]] = {"kick": (300.0, 8.0), "tom": (300.0, 8.0), "snare": (40.0, 12.0)}
+# A low drum's decay also swells back after a null where two shell modes beat (tens of ms after the
+# hit, only a few dB down); a new stroke brings the beater's or stick's click with it, a swell does
+# not. Within SWELL_WINDOW_MS, a candidate quieter than the hit whose click band does not rise by
+# SWELL_CLICK_RISE_DB is the same hit swelling; the same test, looking ahead, finds a lead-in.
+CLICK_BANDS: dict[str, tuple[float, float]] = {"kick": (1500.0, 6000.0), "tom": (1500.0, 6000.0)}
+SWELL_QUIETER_DB = 1.0
+SWELL_CLICK_RISE_DB = 4.0  # strokes measured on the eval kits: 3-50 dB, median 12-17; swells -4..+3
+SWELL_WINDOW_MS = 80.0  # swells come within tens of ms; a click-less stroke an eighth later is a stroke
+SWELL_LEAD_MS = 25.0  # a click-less rise this soon before a louder stroke with a click is its lead-in
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,22 @@ def _refine(signal: np.ndarray, coarse: int, sr: int, fraction: float) -> int:
     return lo + int(above[0]) if above.size else coarse
 
 
+def _click_rise(
+    signal: np.ndarray, sr: int, instrument: str, frames: np.ndarray, hop: int, params: OnsetParams
+) -> np.ndarray:
+    """Per candidate frame, how far the click band rises (dB) over the few ms before it; +inf for
+    instruments without a click band (no candidate is then judged a swell)."""
+    band = CLICK_BANDS.get(instrument)
+    if band is None or not frames.size:
+        return np.full(len(frames), np.inf)
+    level = _envelope_db(band_filter(signal, sr, band), hop, max(hop, int(params.window_ms * 1e-3 * sr)))
+    # the zero-phase detection band can rise a few ms before the waveform's attack: look 8 ms ahead
+    ahead, behind, gap = int(8 / params.hop_ms), int(8 / params.hop_ms), max(1, int(2 / params.hop_ms))
+    after = np.array([level[f : f + ahead].max() for f in frames])
+    before = np.array([level[max(f - behind, 0) : max(f - gap, 1)].max() for f in frames])
+    return after - before
+
+
 def detect_hits(
     signal: np.ndarray, *, sr: int, instrument: str, track: str, params: OnsetParams, start: int = 0
 ) -> Hits:
@@ -115,13 +140,29 @@ def detect_hits(
     own = peak_level >= typical - params.bleed_db
     frames, peak_level = frames[own], peak_level[own]
     mask_ms, mask_db = RING_MASK.get(instrument, (0.0, 0.0))
+    click_rise = _click_rise(signal, sr, instrument, frames, hop, params)
+    # a swell or lead-in is judged on its own level (the next 5 ms), not on a peak that may be the stroke's
+    onset_level = np.array([level[f : f + max(1, int(5 / params.hop_ms))].max() for f in frames])
     ringing = np.zeros(len(frames), bool)
     last_frame, last_level = -(10**9), -np.inf
     for i, (f, lvl) in enumerate(zip(frames, peak_level, strict=True)):
-        if (f - last_frame) * params.hop_ms < mask_ms and lvl < last_level - mask_db:
+        in_ring = (f - last_frame) * params.hop_ms < mask_ms
+        swell = (
+            (f - last_frame) * params.hop_ms < SWELL_WINDOW_MS
+            and onset_level[i] < last_level - SWELL_QUIETER_DB
+            and click_rise[i] < SWELL_CLICK_RISE_DB
+        )
+        if in_ring and (lvl < last_level - mask_db or swell):
             ringing[i] = True
         else:
             last_frame, last_level = f, lvl
+    # ...and some samples lead into the stroke with a soft, click-less rise a few ms before it
+    lead = int(SWELL_LEAD_MS / params.hop_ms)
+    stroke = click_rise >= SWELL_CLICK_RISE_DB
+    for soft in np.flatnonzero(~stroke & ~ringing):
+        ahead = np.arange(soft + 1, np.searchsorted(frames, frames[soft] + lead, side="right"))
+        if np.any(stroke[ahead] & (onset_level[ahead] > onset_level[soft] + SWELL_QUIETER_DB)):
+            ringing[soft] = True
     frames, peak_level = frames[~ringing], peak_level[~ringing]
     raw = signal.astype(np.float64)  # the filter rings ahead of an attack; the waveform does not
     positions = np.array([_refine(raw, int(f) * hop, sr, params.refine_fraction) for f in frames], np.int64)
