@@ -99,15 +99,28 @@ def _click_rise(
     signal: np.ndarray, sr: int, instrument: str, frames: np.ndarray, hop: int, params: OnsetParams
 ) -> np.ndarray:
     """Per candidate frame, how far the click band rises (dB) over the few ms before it; +inf for
-    instruments without a click band (no candidate is then judged a swell)."""
+    instruments without a click band (no candidate is then judged a swell).
+
+    Only a short window around each candidate is filtered (all of them at once), not the track."""
     band = CLICK_BANDS.get(instrument)
     if band is None or not frames.size:
         return np.full(len(frames), np.inf)
-    level = _envelope_db(band_filter(signal, sr, band), hop, max(hop, int(params.window_ms * 1e-3 * sr)))
     # the zero-phase detection band can rise a few ms before the waveform's attack: look 8 ms ahead
     ahead, behind, gap = int(8 / params.hop_ms), int(8 / params.hop_ms), max(1, int(2 / params.hop_ms))
-    after = np.array([level[f : f + ahead].max() for f in frames])
-    before = np.array([level[max(f - behind, 0) : max(f - gap, 1)].max() for f in frames])
+    window = max(hop, int(params.window_ms * 1e-3 * sr))
+    settle = int(0.02 * sr)  # filter run-in and run-out around the part that is measured, samples
+    lead = behind * hop + window + settle
+    length = lead + (ahead + 1) * hop + settle
+    padded = np.concatenate((np.zeros(lead, np.float32), signal.astype(np.float32), np.zeros(length, np.float32)))
+    starts = frames.astype(np.int64) * hop  # padded coordinates of (frame * hop - lead)
+    segments = padded[starts[:, None] + np.arange(length)]
+    low, high = band
+    sos = butter(2, [low, min(high, 0.45 * sr)], btype="band", fs=sr, output="sos")
+    energy = np.cumsum(sosfiltfilt(sos, segments, axis=1) ** 2, axis=1)
+    ends = lead + np.arange(-behind, ahead + 1) * hop  # window ends of the frames f-behind .. f+ahead
+    level = 10 * np.log10((energy[:, ends - 1] - energy[:, ends - 1 - window]) / window + 1e-14)
+    after = level[:, behind + 1 : behind + ahead + 1].max(axis=1)  # windows ending 1..8 frames after f
+    before = level[:, 1 : behind - gap + 1].max(axis=1)  # ...ending 7..2 frames before it
     return after - before
 
 
@@ -142,7 +155,9 @@ def detect_hits(
     mask_ms, mask_db = RING_MASK.get(instrument, (0.0, 0.0))
     click_rise = _click_rise(signal, sr, instrument, frames, hop, params)
     # a swell or lead-in is judged on its own level (the next 5 ms), not on a peak that may be the stroke's
-    onset_level = np.array([level[f : f + max(1, int(5 / params.hop_ms))].max() for f in frames])
+    onset_level = maximum_filter1d(
+        level, size=max(1, int(5 / params.hop_ms)), origin=-(max(1, int(5 / params.hop_ms)) // 2)
+    )[frames]
     ringing = np.zeros(len(frames), bool)
     last_frame, last_level = -(10**9), -np.inf
     for i, (f, lvl) in enumerate(zip(frames, peak_level, strict=True)):
