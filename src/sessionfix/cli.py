@@ -23,6 +23,7 @@ from .errors import OutputError, SessionError
 from .findings import at_or_above
 
 if TYPE_CHECKING:
+    from .effort import Quote
     from .pipeline import Scan
     from .realign import EditPlan
 
@@ -76,7 +77,6 @@ class ProgressBars:
     def __init__(self, *, show: bool) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.show = show
         self.bars = Progress(
             TextColumn("{task.description:<24}"),
             BarColumn(),
@@ -102,7 +102,7 @@ class ProgressBars:
     def _close(self) -> None:
         if self._stage is not None:
             self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + time.perf_counter() - self._t0
-            self.bars.update(self._task, completed=self.bars.tasks[-1].total)
+            self.bars.update(self._task, completed=self.bars.tasks[-1].total)  # the current stage's task
             self._stage = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
@@ -174,12 +174,12 @@ def scan_command(
     html_paths = _report_paths(sessions, html_out, ".html")
     to_terminal = not quiet and json_out != "-"
     show_progress = to_terminal and sys.stdout.isatty() and sys.stderr.isatty()
+    stdout_indent = 1 if len(sessions) == 1 else None  # several: one document per line
     outcomes: list[tuple[str, Scan | None, int]] = []
     for session, json_path, html_path in zip(sessions, json_paths, html_paths, strict=True):
         try:
-            json_indent = 1 if len(sessions) == 1 else None  # several: one document per line
-            result, seconds = _scan_one(
-                session, json_path, html_path, json_out == "-", json_indent, rate, currency, show_progress
+            result, price, seconds = _scan_one(
+                session, json_path, html_path, json_out == "-", stdout_indent, rate, currency, show_progress
             )
         except SessionError as exc:
             sys.stderr.write(f"sessionfix: {exc}\n" if len(sessions) == 1 else f"sessionfix: {session}: {exc}\n")
@@ -188,7 +188,7 @@ def scan_command(
         code = EXIT_FINDINGS if at_or_above(result.findings, fail_on.value) else EXIT_OK
         outcomes.append((str(session), result, code))
         if to_terminal:
-            _print_scan(result, rate, currency, verbose, seconds, header=len(sessions) > 1)
+            _print_scan(result, price, verbose, seconds, header=len(sessions) > 1)
     if to_terminal and len(sessions) > 1:
         Console(highlight=False).print(_sessions_table(outcomes))
     raise typer.Exit(max(code for _, _, code in outcomes))
@@ -203,8 +203,9 @@ def _scan_one(
     rate: float | None,
     currency: str,
     show_progress: bool,
-) -> tuple[Scan, dict[str, float]]:
-    """Scan one session and write its reports; the reports are written only once the scan succeeded."""
+) -> tuple[Scan, Quote | None, dict[str, float]]:
+    """Scan one session and write its reports; the reports are written only once the scan succeeded.
+    Returns the scan, its quote (with a rate) and the seconds each stage took."""
     from .effort import quote
     from .pipeline import scan
     from .report.html import scan_to_html
@@ -219,28 +220,25 @@ def _scan_one(
     with ProgressBars(show=show_progress) as bars:
         result = scan(session, progress=bars)
     price = quote(result.effort, rate_per_hour=rate, currency=currency) if rate is not None else None
+    report = scan_to_dict(result, price) if json_stdout or json_path is not None else None
     if json_stdout:
-        sys.stdout.write(json.dumps(scan_to_dict(result, price), indent=stdout_indent) + "\n")
+        sys.stdout.write(json.dumps(report, indent=stdout_indent) + "\n")
         sys.stdout.flush()
     if json_path is not None:
-        write_atomically(json_path, json.dumps(scan_to_dict(result, price), indent=1) + "\n")
+        write_atomically(json_path, json.dumps(report, indent=1) + "\n")
     if html_path is not None:
         write_atomically(html_path, scan_to_html(result, price))
-    return result, bars.seconds
+    return result, price, bars.seconds
 
 
-def _print_scan(
-    result: Scan, rate: float | None, currency: str, verbose: bool, seconds: dict[str, float], *, header: bool
-) -> None:
+def _print_scan(result: Scan, price: Quote | None, verbose: bool, seconds: dict[str, float], *, header: bool) -> None:
     from rich.rule import Rule
 
-    from .effort import quote
     from .report.terminal import qc_table, terminal_report
 
     console = Console(highlight=False)
     if header:
         console.print(Rule(str(result.session.path), align="left"))
-    price = quote(result.effort, rate_per_hour=rate, currency=currency) if rate is not None else None
     console.print(terminal_report(result, price))
     if verbose:
         console.print(qc_table(result))

@@ -43,6 +43,11 @@ class Tempo:
         bar 1 is set on the song's first downbeat)."""
         return self.bar_of(t_s) + 1
 
+    def bar_span(self, start_s: float, end_s: float) -> str:
+        """'bar 3' or 'bars 3-5': the bars (counted from 1) that [start_s, end_s] touches."""
+        a, b = self.bar_number(start_s), self.bar_number(end_s)
+        return f"bar {a}" if a == b else f"bars {a}-{b}"
+
     def grid_error_s(self, times_s: np.ndarray, *, division: int = 4) -> np.ndarray:
         """Signed distance of each time from the nearest 1/`division` beat, seconds."""
         step = self.beat_s / division

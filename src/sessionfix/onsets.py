@@ -73,11 +73,13 @@ def band_filter(signal: np.ndarray, sr: int, band: tuple[float, float]) -> np.nd
 
 
 def _envelope_db(filtered: np.ndarray, hop: int, window: int) -> np.ndarray:
-    """RMS level over `window` samples ending at each hop boundary, dB (causal, so rises are not early)."""
-    energy = np.concatenate(([0.0], np.cumsum(filtered**2)))
-    ends = np.arange(hop, len(filtered) + 1, hop)
+    """RMS level over `window` samples ending at each hop boundary, dB (causal, so rises are not early);
+    along the last axis."""
+    energy = np.cumsum(filtered**2, axis=-1)
+    energy = np.concatenate((np.zeros(energy.shape[:-1] + (1,)), energy), axis=-1)
+    ends = np.arange(hop, filtered.shape[-1] + 1, hop)
     starts = np.maximum(ends - window, 0)
-    return 10 * np.log10((energy[ends] - energy[starts]) / np.maximum(ends - starts, 1) + 1e-14)
+    return 10 * np.log10((energy[..., ends] - energy[..., starts]) / np.maximum(ends - starts, 1) + 1e-14)
 
 
 def _refine(signal: np.ndarray, coarse: int, sr: int, fraction: float) -> int:
@@ -109,16 +111,14 @@ def _click_rise(
     ahead, behind, gap = int(8 / params.hop_ms), int(8 / params.hop_ms), max(1, int(2 / params.hop_ms))
     window = max(hop, int(params.window_ms * 1e-3 * sr))
     settle = int(0.02 * sr)  # filter run-in and run-out around the part that is measured, samples
-    lead = behind * hop + window + settle
+    lead = -(-(behind * hop + window + settle) // hop) * hop  # whole frames, so the envelope frames align
     length = lead + (ahead + 1) * hop + settle
     padded = np.concatenate((np.zeros(lead, np.float32), signal.astype(np.float32), np.zeros(length, np.float32)))
     starts = frames.astype(np.int64) * hop  # padded coordinates of (frame * hop - lead)
     segments = padded[starts[:, None] + np.arange(length)]
-    low, high = band
-    sos = butter(2, [low, min(high, 0.45 * sr)], btype="band", fs=sr, output="sos")
-    energy = np.cumsum(sosfiltfilt(sos, segments, axis=1) ** 2, axis=1)
-    ends = lead + np.arange(-behind, ahead + 1) * hop  # window ends of the frames f-behind .. f+ahead
-    level = 10 * np.log10((energy[:, ends - 1] - energy[:, ends - 1 - window]) / window + 1e-14)
+    envelope = _envelope_db(band_filter(segments, sr, band), hop, window)
+    # column k of `level`: the window ending k frames after the candidate's, for k = -behind .. ahead
+    level = envelope[:, lead // hop - 1 - behind : lead // hop + ahead]
     after = level[:, behind + 1 : behind + ahead + 1].max(axis=1)  # windows ending 1..8 frames after f
     before = level[:, 1 : behind - gap + 1].max(axis=1)  # ...ending 7..2 frames before it
     return after - before
@@ -155,15 +155,15 @@ def detect_hits(
     mask_ms, mask_db = RING_MASK.get(instrument, (0.0, 0.0))
     click_rise = _click_rise(signal, sr, instrument, frames, hop, params)
     # a swell or lead-in is judged on its own level (the next 5 ms), not on a peak that may be the stroke's
-    onset_level = maximum_filter1d(
-        level, size=max(1, int(5 / params.hop_ms)), origin=-(max(1, int(5 / params.hop_ms)) // 2)
-    )[frames]
+    five_ms = max(1, int(5 / params.hop_ms))
+    onset_level = maximum_filter1d(level, size=five_ms, origin=-(five_ms // 2))[frames]
     ringing = np.zeros(len(frames), bool)
     last_frame, last_level = -(10**9), -np.inf
     for i, (f, lvl) in enumerate(zip(frames, peak_level, strict=True)):
-        in_ring = (f - last_frame) * params.hop_ms < mask_ms
+        since_ms = (f - last_frame) * params.hop_ms
+        in_ring = since_ms < mask_ms
         swell = (
-            (f - last_frame) * params.hop_ms < SWELL_WINDOW_MS
+            since_ms < SWELL_WINDOW_MS
             and onset_level[i] < last_level - SWELL_QUIETER_DB
             and click_rise[i] < SWELL_CLICK_RISE_DB
         )

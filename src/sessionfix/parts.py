@@ -226,8 +226,7 @@ def _usual_placement(starts_s: np.ndarray, tempo: Tempo) -> float:
 def _bars(tempo: Tempo | None, start_s: float, end_s: float) -> str:
     if tempo is None:
         return f"at {start_s:.1f}-{end_s:.1f} s"
-    a, b = tempo.bar_number(start_s), tempo.bar_number(end_s)
-    return f"in bar {a}" if a == b else f"in bars {a}-{b}"
+    return f"in {tempo.bar_span(start_s, end_s)}"
 
 
 def _passages(flags: list[bool], *, min_len: int) -> list[tuple[int, int]]:

@@ -62,6 +62,12 @@ class TrackStats:
     def peak_dbfs(self) -> float:
         return float(20 * np.log10(self.peak)) if self.peak > 0 else float("-inf")
 
+    @property
+    def dc_dbfs(self) -> float:
+        """The DC offset of the worst channel, dBFS (-inf for none)."""
+        worst = max((abs(d) for d in self.dc), default=0.0)
+        return float(20 * np.log10(worst)) if worst > 0 else float("-inf")
+
 
 @dataclass(frozen=True)
 class QcResult:

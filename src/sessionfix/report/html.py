@@ -10,7 +10,6 @@ above all) is escaped. The session's full path is left out: the report may leave
 from __future__ import annotations
 
 import datetime as dt
-import math
 from html import escape
 
 import numpy as np
@@ -22,6 +21,7 @@ from ..grid import Tempo
 from ..kit import PairAnalysis
 from ..parts import PartAnalysis
 from ..pipeline import Scan
+from .format import clock, db, money, quote_line, stem, where
 from .svg import Chart
 
 CSS = """
@@ -74,32 +74,6 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(seconds, 60.0)
-    return f"{int(minutes)}:{rest:06.3f}"
-
-
-def _stem(name: str) -> str:
-    return name.rsplit(".", 1)[0]
-
-
-def _bar_span(tempo: Tempo | None, start_s: float | None, end_s: float | None) -> str:
-    if tempo is None or start_s is None:
-        return ""
-    a = tempo.bar_number(start_s)
-    b = tempo.bar_number(end_s - 1e-6) if end_s is not None and end_s > start_s else a
-    return f"bar {a}" if a == b else f"bars {a}-{b}"
-
-
-def _where(f: Finding, tempo: Tempo | None) -> str:
-    if f.start_s is None:
-        return "whole track"
-    point = f.end_s is None or f.end_s - f.start_s < 0.001
-    span = _clock(f.start_s) if point else f"{_clock(f.start_s)}-{_clock(f.end_s)}"  # type: ignore[arg-type]
-    bars = _bar_span(tempo, f.start_s, f.end_s)
-    return f"{span} ({bars})" if bars else span
-
-
 def _bar_ticks(tempo: Tempo | None, duration_s: float) -> tuple[list[tuple[float, str]], str]:
     """x ticks at bar lines, labelled with bar numbers (1 = first downbeat), at most ~16 of them."""
     if tempo is None:
@@ -112,6 +86,13 @@ def _bar_ticks(tempo: Tempo | None, duration_s: float) -> tuple[list[tuple[float
     return [(tempo.first_beat_s + (b - 1) * bar_s, str(b)) for b in bars], "bar"
 
 
+def _song_chart(scan: Scan, **chart: object) -> Chart:
+    """A chart whose x axis is the whole song, ticked at bar lines (in seconds without a tempo)."""
+    duration = max(scan.session.duration_s, 1e-3)
+    ticks, x_label = _bar_ticks(scan.kit.tempo, duration)
+    return Chart(x_range=(0.0, duration), x_ticks=ticks, x_label=x_label, **chart)  # type: ignore[arg-type]
+
+
 def _summary(scan: Scan, quote: Quote | None) -> str:
     s = scan.session
     counts = {sev: sum(f.severity == sev for f in scan.findings) for sev in ("error", "warning", "info")}
@@ -119,28 +100,24 @@ def _summary(scan: Scan, quote: Quote | None) -> str:
     cells = [
         ("Tracks", f"{len(s.tracks)}"),
         ("Format", f"{s.sr / 1000:g} kHz" if s.sr else "-"),
-        ("Length", _clock(s.duration_s)),
+        ("Length", clock(s.duration_s)),
         ("Tempo", f"{tempo.bpm:.1f} bpm, {tempo.meter}/4" if tempo else "not found"),
         ("Findings", f"{counts['error']} errors · {counts['warning']} warnings · {counts['info']} info"),
         ("Manual repair", hours_and_minutes(scan.effort.manual_minutes)),
     ]
     if quote is not None:
-        cells.append(("Quote", _money(quote.amount, quote.currency)))
+        cells.append(("Quote", money(quote.amount, quote.currency)))
     html = ['<div class="summary">']
     html += [f"<div>{_e(k)}<b>{_e(v)}</b></div>" for k, v in cells]
     html.append("</div>")
     if scan.kit.edited:
         html.append(
-            f"<p><b>The kit is partially quantised:</b> {_e(', '.join(_stem(t) for t in scan.kit.edited))} were "
+            f"<p><b>The kit is partially quantised:</b> {_e(', '.join(stem(t) for t in scan.kit.edited))} were "
             f"edited hit by hit ({scan.kit.moved_hits} hits moved) but the other kit mics were not, "
             "so those hits flam. "
             "<span class=fix>sessionfix align SESSION --out FIXED</span> realigns them.</p>"
         )
     return "".join(html)
-
-
-def _money(amount: float, currency: str) -> str:
-    return f"{amount:,.2f}" + (f" {currency}" if currency else "")
 
 
 def _track_table(scan: Scan) -> str:
@@ -154,7 +131,7 @@ def _track_table(scan: Scan) -> str:
         flag = f'<span class="sev sev-{worst}">{len(own)} {worst}</span>' if worst else "-"
         rows.append(
             f"<tr><td>{_e(t.name)}</td><td>{_e(scan.roles[t.name])}</td><td>{t.sr / 1000:g} kHz {_e(t.subtype)}</td>"
-            f'<td class="num">{t.channels}</td><td class="num">{_clock(t.duration_s)}</td><td>{flag}</td></tr>'
+            f'<td class="num">{t.channels}</td><td class="num">{clock(t.duration_s)}</td><td>{flag}</td></tr>'
         )
     head = (
         "<tr><th>track</th><th>role</th><th>format</th><th class=num>ch</th><th class=num>length</th>"
@@ -169,20 +146,17 @@ def _timeline(scan: Scan) -> str:
     names += sorted({f.track for f in scan.findings if f.track and f.track not in names})
     if any(f.track is None for f in scan.findings):
         names.append("(session)")
-    duration = max(scan.session.duration_s, 1e-3)
-    ticks, x_label = _bar_ticks(scan.kit.tempo, duration)
     n = len(names)
-    chart = Chart(
-        x_range=(0.0, duration),
+    chart = _song_chart(
+        scan,
         y_range=(0.0, float(n)),
         title="Findings across the song, per track",
         width=800.0,
         height=40.0 + 20.0 * n,
-        x_ticks=ticks,
-        x_label=x_label,
         y_ticks=[(n - i - 0.5, name if len(name) <= 30 else name[:29] + "…") for i, name in enumerate(names)],
         margin_left=210.0,
     )
+    duration = chart.x_range[1]
     row = {name: n - i - 1 for i, name in enumerate(names)}
     for f in scan.findings:
         y0 = row[f.track or "(session)"]
@@ -204,21 +178,17 @@ def _pair_chart(pair: PairAnalysis, scan: Scan) -> str:
     times = pair.positions / sr
     lags = pair.lags_ms
     measured = pair.measured
-    duration = max(scan.session.duration_s, 1e-3)
-    ticks, x_label = _bar_ticks(scan.kit.tempo, duration)
     finite = lags[measured] if measured.any() else np.zeros(1)
     centre = pair.natural_lag_ms if pair.natural_lag_ms is not None else float(np.median(finite))
     lo, hi = float(min(finite.min(), centre)), float(max(finite.max(), centre))
     pad = max(0.15 * (hi - lo), 0.5)
-    chart = Chart(
-        x_range=(0.0, duration),
+    chart = _song_chart(
+        scan,
         y_range=(lo - pad, hi + pad),
         title=f"{pair.close} to {pair.reference}: per-hit lag",
         y_label="lag ms",
         width=480.0,
         height=160.0,
-        x_ticks=ticks,
-        x_label=x_label,
     )
     if pair.natural_lag_ms is not None:
         assumed = " (assumed)" if pair.natural_lag_basis == "centred" else ""
@@ -231,7 +201,7 @@ def _pair_chart(pair: PairAnalysis, scan: Scan) -> str:
             times[idx],
             lags[idx],
             cls,
-            titles=[f"{_clock(times[i])}: lag {lags[i]:.3f} ms, moved {moves[i]:+.3f} ms" for i in idx],
+            titles=[f"{clock(times[i])}: lag {lags[i]:.3f} ms, moved {moves[i]:+.3f} ms" for i in idx],
         )
     unmeasured = np.flatnonzero(~measured)
     chart.points(times[unmeasured], np.full(len(unmeasured), lo - pad), "unmeasured", r=1.6)
@@ -241,7 +211,7 @@ def _pair_chart(pair: PairAnalysis, scan: Scan) -> str:
         f"{int(measured.sum())}/{len(lags)} hits measured · red: hits moved from where they were played"
     )
     return (
-        f"<figure><h3>{_e(_stem(pair.close))} → {_e(_stem(pair.reference))}</h3>{chart.to_svg()}"
+        f"<figure><h3>{_e(stem(pair.close))} → {_e(stem(pair.reference))}</h3>{chart.to_svg()}"
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
@@ -282,22 +252,18 @@ def _kit_section(scan: Scan) -> str:
 
 
 def _part_chart(part: PartAnalysis, scan: Scan) -> str:
-    duration = max(scan.session.duration_s, 1e-3)
-    ticks, x_label = _bar_ticks(scan.kit.tempo, duration)
     own = [f for f in scan.findings if f.track == part.track]
     flagged = [f for f in own if f.kind == "out_of_tune" and f.start_s is not None]
     voiced = part.cents[np.isfinite(part.cents)]
     extent = float(np.percentile(np.abs(voiced), 99)) if voiced.size else 50.0
     extent = min(max(extent + 10.0, 50.0, abs(part.offset_cents) + 15.0), 100.0)
-    chart = Chart(
-        x_range=(0.0, duration),
+    chart = _song_chart(
+        scan,
         y_range=(-extent, extent),
         title=f"{part.track}: pitch against the session reference",
         y_label="cents",
         width=800.0,
         height=180.0,
-        x_ticks=ticks,
-        x_label=x_label,
     )
     for f in own:
         if f.kind in ("out_of_tune", "out_of_time") and f.start_s is not None:
@@ -314,7 +280,7 @@ def _part_chart(part: PartAnalysis, scan: Scan) -> str:
             note.end_s,
             note.cents,
             "note-flagged" if bad else "note-ok",
-            f"{_clock(note.start_s)} MIDI {note.midi}: {note.cents:+.0f} cents",
+            f"{clock(note.start_s)} MIDI {note.midi}: {note.cents:+.0f} cents",
         )
     caption = (
         f"Track tuning {part.offset_cents:+.1f} cents · {len(part.notes)} notes · bars: each note at its median pitch "
@@ -340,7 +306,7 @@ def _findings_table(scan: Scan) -> str:
         fix = f'<div class="fix">{_e(f.fix)}</div>' if f.fix else ""
         rows.append(
             f"<tr><td>{_e(f.track or '(session)')}</td><td class='sev sev-{f.severity}'>{f.severity}</td>"
-            f"<td>{_e(f.kind)}</td><td>{_e(_where(f, tempo))}</td><td>{_e(f.message)}{fix}</td></tr>"
+            f"<td>{_e(f.kind)}</td><td>{_e(where(f, tempo))}</td><td>{_e(f.message)}{fix}</td></tr>"
         )
     head = "<tr><th>track</th><th>severity</th><th>kind</th><th>where</th><th>what</th></tr>"
     return f"<table>{head}{''.join(rows)}</table>"
@@ -357,12 +323,9 @@ def _qc_table(scan: Scan) -> str:
         if stats is None:
             rows.append(f"<tr><td>{_e(t.name)}</td><td colspan=6>not decoded</td></tr>")
             continue
-        dc = max((abs(d) for d in stats.dc), default=0.0)
-        dc_db = f"{20 * math.log10(dc):.1f}" if dc > 0 else "-inf"
-        peak = "-inf" if stats.peak == 0 else f"{stats.peak_dbfs:.1f}"
         rows.append(
-            f"<tr><td>{_e(t.name)}</td><td class=num>{t.offset / t.sr:.3f}</td><td class=num>{peak}</td>"
-            f"<td class=num>{dc_db}</td><td class=num>{len(stats.clip_runs)}</td>"
+            f"<tr><td>{_e(t.name)}</td><td class=num>{t.offset / t.sr:.3f}</td><td class=num>{db(stats.peak_dbfs)}</td>"
+            f"<td class=num>{db(stats.dc_dbfs)}</td><td class=num>{len(stats.clip_runs)}</td>"
             f"<td class=num>{clips.get(t.name, 0)}</td>"
             f"<td>{'yes' if stats.identical_channels else 'no'}</td></tr>"
         )
@@ -389,10 +352,7 @@ def _effort_section(scan: Scan, quote: Quote | None) -> str:
     foot = f"<tr><th>total</th><th></th><th></th><th class=num>{total:g}</th><th>{hours_and_minutes(total)}</th></tr>"
     html = f"<table>{head}{''.join(rows)}{foot}</table>"
     if quote is not None:
-        html += (
-            f'<p class="quote">Quote: {total / 60:.2f} h at {_e(_money(quote.rate_per_hour, quote.currency))}/h = '
-            f"{_e(_money(quote.amount, quote.currency))}</p>"
-        )
+        html += f'<p class="quote">{_e(quote_line(total, quote))}</p>'
     return html + '<p class="note">Minutes a person would spend doing this by hand in a DAW.</p>'
 
 

@@ -5,8 +5,6 @@ Returns rich renderables; printing them is the CLI's job.
 
 from __future__ import annotations
 
-import math
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -14,28 +12,15 @@ from rich.text import Text
 from ..effort import Quote, hours_and_minutes, units_label
 from ..findings import Finding
 from ..pipeline import Scan
+from .format import clock, db, quote_line, stem, where
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-
-
-def _clock(seconds: float) -> str:
-    """m:ss.mmm, the way a DAW's counter shows a position."""
-    minutes, rest = divmod(seconds, 60.0)
-    return f"{int(minutes)}:{rest:06.3f}"
-
-
-def _where(f: Finding) -> str:
-    if f.start_s is None:
-        return "whole track"
-    if f.end_s is None or f.end_s - f.start_s < 0.001:
-        return _clock(f.start_s)
-    return f"{_clock(f.start_s)}-{_clock(f.end_s)}"
 
 
 def track_table(scan: Scan) -> Table:
     table = Table(
         title=f"{scan.session.path.name}: {len(scan.session.tracks)} tracks, "
-        f"{scan.session.sr} Hz, {_clock(scan.session.duration_s)}",
+        f"{scan.session.sr} Hz, {clock(scan.session.duration_s)}",
         title_justify="left",
         expand=False,
     )
@@ -50,15 +35,11 @@ def track_table(scan: Scan) -> Table:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for t in scan.session.tracks:
         stats = scan.qc.stats.get(t.name)
-        peak = "-" if stats is None else ("-inf" if stats.peak == 0 else f"{stats.peak_dbfs:.1f}")
+        peak = "-" if stats is None else db(stats.peak_dbfs)
         table.add_row(
-            t.name, scan.roles[t.name], f"{t.sr / 1000:g} kHz {t.subtype}", str(t.channels), _clock(t.duration_s), peak
+            t.name, scan.roles[t.name], f"{t.sr / 1000:g} kHz {t.subtype}", str(t.channels), clock(t.duration_s), peak
         )
     return table
-
-
-def _stem(name: str) -> str:
-    return name.rsplit(".", 1)[0]
 
 
 def kit_table(scan: Scan) -> RenderableType:
@@ -82,7 +63,7 @@ def kit_table(scan: Scan) -> RenderableType:
         natural = "-" if p.natural_lag_ms is None else f"{p.natural_lag_ms:.2f}" + ("*" if assumed else "")
         spread = "-" if p.spread_ms is None else f"{p.spread_ms:.2f}"
         table.add_row(
-            f"{_stem(p.close)} -> {_stem(p.reference)}",
+            f"{stem(p.close)} -> {stem(p.reference)}",
             Text(p.state, style=style[p.state]),
             natural,
             spread,
@@ -103,7 +84,7 @@ def findings_view(findings: tuple[Finding, ...] | list[Finding]) -> RenderableTy
             current = f.track
             lines.append(f"\n{f.track or 'session'}\n", style="bold")
         lines.append(f"  {f.severity:<7} ", style=SEVERITY_STYLE[f.severity])
-        lines.append(f"{f.kind:<20} {_where(f)}\n")
+        lines.append(f"{f.kind:<20} {where(f)}\n")
         lines.append(f"          {f.message}\n", style="dim" if f.severity == "info" else "")
     return lines
 
@@ -112,7 +93,7 @@ def parts_line(scan: Scan) -> Text:
     parts = scan.parts.parts
     if not parts:
         return Text("")
-    tunings = ", ".join(f"{_stem(p.track)} {p.offset_cents:+.0f}c" for p in parts)
+    tunings = ", ".join(f"{stem(p.track)} {p.offset_cents:+.0f}c" for p in parts)
     return Text(f"\nPitched parts: session reference A4 = {scan.parts.reference_a4_hz:.1f} Hz; {tunings}")
 
 
@@ -126,12 +107,11 @@ def qc_table(scan: Scan) -> Table:
         if stats is None:
             table.add_row(t.name, "-", "-", "-", "-", "-")
             continue
-        dc = max((abs(d) for d in stats.dc), default=0.0)
         table.add_row(
             t.name,
             f"{t.offset / t.sr:.3f}",
-            "-inf" if stats.peak == 0 else f"{stats.peak_dbfs:.1f}",
-            f"{20 * math.log10(dc):.1f}" if dc > 0 else "-inf",
+            db(stats.peak_dbfs),
+            db(stats.dc_dbfs),
             str(len(stats.clip_runs)),
             "yes" if stats.identical_channels else "no",
         )
@@ -149,10 +129,6 @@ def effort_table(scan: Scan) -> RenderableType:
     return table
 
 
-def money(amount: float, currency: str) -> str:
-    return f"{amount:,.2f}" + (f" {currency}" if currency else "")
-
-
 def totals_line(scan: Scan, quote: Quote | None = None) -> Text:
     counts = {s: sum(f.severity == s for f in scan.findings) for s in ("error", "warning", "info")}
     text = Text()
@@ -161,11 +137,7 @@ def totals_line(scan: Scan, quote: Quote | None = None) -> Text:
     minutes = scan.effort.manual_minutes
     text.append(f"· estimated manual repair: {minutes:g} min ({hours_and_minutes(minutes)})")
     if quote is not None:
-        text.append(
-            f"\nQuote: {minutes / 60:.2f} h at {money(quote.rate_per_hour, quote.currency)}/h = "
-            f"{money(quote.amount, quote.currency)}",
-            style="bold",
-        )
+        text.append("\n" + quote_line(minutes, quote), style="bold")
     return text
 
 

@@ -1,0 +1,51 @@
+"""Text shared by the terminal and HTML reports: positions, names, levels, money."""
+
+from __future__ import annotations
+
+import math
+
+from ..effort import Quote
+from ..findings import Finding
+from ..grid import Tempo
+
+
+def clock(seconds: float) -> str:
+    """m:ss.mmm, the way a DAW's counter shows a position."""
+    minutes, rest = divmod(seconds, 60.0)
+    return f"{int(minutes)}:{rest:06.3f}"
+
+
+def where(f: Finding, tempo: Tempo | None = None) -> str:
+    """A finding's place: 'whole track', a position or a span, with its bars when the tempo is known."""
+    if f.start_s is None:
+        return "whole track"
+    if f.end_s is None or f.end_s - f.start_s < 0.001:
+        span = clock(f.start_s)
+    else:
+        span = f"{clock(f.start_s)}-{clock(f.end_s)}"
+    if tempo is None:
+        return span
+    last = f.end_s - 1e-6 if f.end_s is not None and f.end_s > f.start_s else f.start_s  # a span ends on a bar line
+    return f"{span} ({tempo.bar_span(f.start_s, last)})"
+
+
+def stem(name: str) -> str:
+    """A file name without its extension."""
+    return name.rsplit(".", 1)[0]
+
+
+def db(level_db: float) -> str:
+    """A level in dB to 0.1, '-inf' for digital silence."""
+    return f"{level_db:.1f}" if math.isfinite(level_db) else "-inf"
+
+
+def money(amount: float, currency: str) -> str:
+    return f"{amount:,.2f}" + (f" {currency}" if currency else "")
+
+
+def quote_line(manual_minutes: float, quote: Quote) -> str:
+    """'Quote: 5.82 h at 60.00 EUR/h = 349.00 EUR'."""
+    return (
+        f"Quote: {manual_minutes / 60:.2f} h at {money(quote.rate_per_hour, quote.currency)}/h = "
+        f"{money(quote.amount, quote.currency)}"
+    )
