@@ -11,6 +11,7 @@ from typing import Literal
 Severity = Literal["info", "warning", "error"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 
+# Known kinds (scan-report.md); the contract lets new ones appear within sessionfix.scan/1.
 FindingKind = Literal[
     "partial_quantisation",
     "mic_delay",
@@ -28,6 +29,8 @@ FindingKind = Literal[
     "duplicate",
     "unreadable",
     "unsupported",
+    "track_offset",
+    "invalid_samples",
 ]
 
 

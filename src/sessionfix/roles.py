@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 Role = Literal[
-    "kick", "snare", "tom", "hihat", "cymbal", "overhead", "room", "bass", "guitar", "keys", "vocal", "other"
+    "kick", "snare", "tom", "hihat", "cymbal", "overhead", "room", "kit", "bass", "guitar", "keys", "vocal", "other"
 ]
 ROLES: tuple[str, ...] = get_args(Role)
 CLOSE_ROLES = ("kick", "snare", "tom", "hihat", "cymbal")  # mics on one drum or cymbal
