@@ -1,4 +1,4 @@
-"""Kit analysis on synthetic kits with known truth: every hit's move to the sample, known lags."""
+"""Kit analysis on synthetic kits with known truth: every hit's move to a hundredth of a ms, known lags."""
 
 from __future__ import annotations
 
@@ -7,134 +7,170 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from make_fixtures import edited_kit
+from make_fixtures import delay, edited_kit, snare
 
-from sessionfix.kit import KitParams, analyse_kit, measure_lags
+from sessionfix import lags as lags_module
+from sessionfix.kit import KitParams
+from sessionfix.lags import LAG_SETTINGS, PairLags, track_pair
 from sessionfix.pipeline import scan
-from sessionfix.roles import assign_roles, kit_layout
-from sessionfix.session import load_session
 
 SR = 48000
 BEAT = SR // 2  # 120 bpm
 NATURAL = 163.3  # samples: 3.402 ms, an overhead ~1.2 m above the snare
 
 
-def _groove(n: int, seed: int = 4) -> tuple[list[int], list[int]]:
-    """Snare on every beat from 0.5 s, played with ~6 ms jitter; 70% quantised back onto the beat."""
+def _groove(n: int, seed: int = 4, moved_every: int = 10, moved_from: int = 3) -> tuple[list[int], list[int]]:
+    """Snare on every beat from 0.5 s, played with ~6 ms jitter; hits i with i % moved_every >= moved_from
+    quantised back onto the beat."""
     rng = np.random.default_rng(seed)
     grid = [SR // 2 + i * BEAT for i in range(n)]
     jitter = [int(round(j)) for j in rng.normal(0, 0.006 * SR, n)]
     played = [g + j for g, j in zip(grid, jitter, strict=True)]
-    moves = [(-j if i % 10 >= 3 else 0) for i, j in enumerate(jitter)]
+    moves = [(-j if i % moved_every >= moved_from else 0) for i, j in enumerate(jitter)]
     return played, moves
 
 
-def _session(tmp_path: Path, close: np.ndarray, references: dict[str, np.ndarray]) -> Path:
-    sf.write(tmp_path / "Snare Top.wav", close, SR, subtype="PCM_24")
-    for name, audio in references.items():
-        sf.write(tmp_path / f"{name}.wav", audio, SR, subtype="PCM_24")
+def _session(
+    tmp_path: Path, played: list[int], moves: list[int], *, lags: tuple[float, ...] = (NATURAL, NATURAL + 61.7)
+) -> Path:
+    """Snare Top and one overhead per entry of `lags` (samples after the close mic)."""
+    names = ["OH L", "OH R", "Room L", "Room R"]
+    for i, lag in enumerate(lags):
+        close, reference = edited_kit(SR, played=played, moves=moves, natural_lag=lag, seed=i + 1)
+        if i == 0:
+            sf.write(tmp_path / "Snare Top.wav", close, SR, subtype="PCM_24")
+        sf.write(tmp_path / f"{names[i]}.wav", reference, SR, subtype="PCM_24")
     return tmp_path
 
 
-def _analyse(folder: Path):
-    session = load_session(folder)
-    roles = assign_roles([t.name for t in session.tracks])
-    return analyse_kit(
-        session, layout=kit_layout(roles), roles=roles, params=KitParams(), usable={t.name for t in session.tracks}
-    )
+def _pair(result, reference: str = "OH L.wav"):
+    return next(p for p in result.kit.pairs if p.reference == reference)
 
 
-def test_every_moved_hit_is_found_with_its_move(tmp_path: Path) -> None:
-    played, moves = _groove(40)
-    close, oh = edited_kit(SR, played=played, moves=moves, natural_lag=NATURAL)
-    _, oh_r = edited_kit(SR, played=played, moves=moves, natural_lag=NATURAL + 61.7, seed=1)
-    kit = _analyse(_session(tmp_path, close, {"OH L": oh, "OH R": oh_r}))
-    pair = next(p for p in kit.pairs if p.reference == "OH L.wav")
+@pytest.mark.parametrize("moved_from", [9, 3, 0])  # 1 of 10 hits moved, 7 of 10, every hit
+def test_every_moved_hit_is_found_with_its_move(tmp_path: Path, moved_from: int) -> None:
+    played, moves = _groove(40, moved_from=moved_from)
+    result = scan(_session(tmp_path, played, moves))
+    pair = _pair(result)
+    assert result.kit.edited == ("Snare Top.wav",)
     assert pair.state == "partially_quantised"
-    assert pair.natural_lag_basis == "unmoved_hits"
-    assert pair.natural_lag_ms == pytest.approx(NATURAL / SR * 1e3, abs=0.005)
-    # hit positions: the attack of each (moved) hit, to within a sample of the truth
-    truth = np.array([p + m for p, m in zip(played, moves, strict=True)]) + 7.3
-    assert len(pair.positions) == len(truth)
-    assert np.max(np.abs(pair.positions - truth)) <= 2
+    truth = np.array([p + m for p, m in zip(played, moves, strict=True)]) + 7.3  # the close mic's delay
+    assert len(pair.positions) == len(truth) and np.max(np.abs(pair.positions - truth)) <= 2
     moves_ms = np.array(moves) / SR * 1e3
-    assert np.max(np.abs(pair.moves_ms - moves_ms)) < 0.01  # half a sample at 48 kHz
-    assert kit.edited == ("Snare Top.wav",)
-    assert kit.moved_hits == sum(abs(m) / SR * 1e3 > KitParams().unmoved_ms for m in moves)
-    finding = next(f for f in kit.findings if f.kind == "partial_quantisation")
+    if moved_from == 0:  # every hit moved: only the moves relative to each other are knowable
+        assert pair.natural_lag_basis in ("centred", "geometry")
+        error = pair.moves_ms - moves_ms
+        assert np.max(np.abs(error - np.median(error))) < 0.01
+        assert pair.moved.sum() == np.sum(np.array(moves) != 0)
+    else:  # the unmoved hits anchor the natural lag: moves are absolute
+        assert pair.natural_lag_basis == "unmoved_hits"
+        assert pair.natural_lag_ms == pytest.approx(NATURAL / SR * 1e3, abs=0.15)  # the direct sound's arrival
+        assert np.max(np.abs(pair.moves_ms - moves_ms)) < 0.01  # half a sample at 48 kHz
+        np.testing.assert_array_equal(pair.moved, np.abs(moves_ms) > KitParams().min_move_ms)
+    finding = next(f for f in result.findings if f.kind == "partial_quantisation")
     assert finding.track == "Snare Top.wav" and "OH L/OH R" in finding.message
+    assert finding.count == pair.moved.sum() == result.kit.moved_hits
 
 
 def test_a_coherent_kit_is_left_alone(tmp_path: Path) -> None:
     played, _ = _groove(40)
-    close, oh = edited_kit(SR, played=played, moves=[0] * 40, natural_lag=NATURAL)
-    kit = _analyse(_session(tmp_path, close, {"OH L": oh}))
-    (pair,) = kit.pairs
-    assert pair.state == "coherent" and kit.findings == () and kit.edited == ()
+    result = scan(_session(tmp_path, played, [0] * 40))
+    pair = _pair(result)
+    assert pair.state == "coherent" and result.kit.edited == () and not pair.moved.any()
+    assert not [f for f in result.findings if f.kind in ("partial_quantisation", "mic_delay")]
     assert pair.spread_ms < 0.005
-    assert pair.natural_lag_ms == pytest.approx(NATURAL / SR * 1e3, abs=0.005)
+    assert pair.natural_lag_ms == pytest.approx(NATURAL / SR * 1e3, abs=0.15)
 
 
-@pytest.mark.parametrize("true_lag", [0.0, 17.25, 163.3, 1000.9])
-def test_lags_are_sub_sample(true_lag: float) -> None:
-    rng = np.random.default_rng(1)
-    from make_fixtures import delay, snare
+def _alternating_pair(base_lag: float, fraction: float, hits: int = 20) -> PairLags:
+    """Identical snare hits; the reference hears the even ones `base_lag` samples after the close mic and
+    the odd ones `base_lag + fraction` samples after it."""
+    rng = np.random.default_rng(2)
+    setting = LAG_SETTINGS["snare"]
+    pre, post = int(lags_module.PRE_MS * 1e-3 * SR), int(setting.post_ms * 1e-3 * SR)
+    onset_pre = int(lags_module.ONSET_PRE_MS * 1e-3 * SR)
+    min_lag = int(-0.03 * SR)
+    track = np.concatenate([np.zeros(SR), snare(SR, rng)[:6000], np.zeros(SR)])
+    at = SR
+    close = np.tile(track[at - pre : at + post], (hits, 1)) * lags_module.taper(pre + post, 48, 480)
+    onsets = np.tile(track[at - onset_pre : at + post], (hits, 1))
+    end = at + post + int(0.045 * SR)
+    reference = np.array(
+        [0.4 * delay(track, base_lag + (fraction if i % 2 else 0.0))[at - pre + min_lag : end] for i in range(hits)]
+    )
+    reference += 1e-3 * rng.standard_normal(reference.shape)  # each hit's own room noise
+    return track_pair(
+        close,
+        reference,
+        close_onsets=onsets,
+        sr=SR,
+        setting=setting,
+        min_lag=min_lag,
+        max_shift=1440,
+        min_confidence=0.3,
+    )
 
-    hit = np.concatenate([np.zeros(480), snare(SR, rng)[:6000]])
-    ref = delay(np.concatenate([np.zeros(3000), hit, np.zeros(3000)]), true_lag)
-    close = hit[:2400]
-    reference = ref[: 2400 + 6000][None, :]
-    lags, signs = measure_lags(close[None, :], reference, sr=SR, band=(150, 8000), min_lag=-3000, min_correlation=0.3)
-    assert lags[0] == pytest.approx(true_lag, abs=0.02 * SR / 1000)  # 0.02 ms
-    assert signs[0] == 1
+
+@pytest.mark.parametrize(("base_lag", "fraction"), [(0.0, 0.37), (17.25, 0.5), (163.3, 0.11), (1000.9, 0.83)])
+def test_lags_are_sub_sample(base_lag: float, fraction: float) -> None:
+    """Hits whose lags differ by a fraction of a sample are told apart to a fiftieth of a sample (an
+    integer-sample search could not), and the direct sound is placed within a few samples."""
+    pair = _alternating_pair(base_lag, fraction)
+    difference = np.median(pair.shifts[1::2]) - np.median(pair.shifts[0::2])
+    assert difference == pytest.approx(fraction, abs=0.02)
+    assert np.max(np.abs(pair.shifts[0::2] - np.median(pair.shifts[0::2]))) < 0.02
+    assert pair.direct_lag + np.median(pair.shifts[0::2]) == pytest.approx(base_lag, abs=4)
 
 
 def test_a_hit_at_time_zero_is_measured(tmp_path: Path) -> None:
-    played = [0] + [SR // 2 + i * BEAT for i in range(10)]
-    close, oh = edited_kit(SR, played=played, moves=[0] * 11, natural_lag=NATURAL)
-    kit = _analyse(_session(tmp_path, close, {"OH L": oh}))
-    (pair,) = kit.pairs
+    played = [0] + [SR // 2 + i * BEAT for i in range(12)]
+    result = scan(_session(tmp_path, played, [0] * 13))
+    pair = _pair(result)
     assert pair.positions[0] <= 8 and pair.measured[0]
-    assert pair.lags_ms[0] == pytest.approx(NATURAL / SR * 1e3, abs=0.01)
-
-
-def test_a_reversed_reference_keeps_its_lag_and_is_reported(tmp_path: Path) -> None:
-    played, _ = _groove(20)
-    close, oh = edited_kit(SR, played=played, moves=[0] * 20, natural_lag=NATURAL, polarity=-1.0)
-    _, oh_r = edited_kit(SR, played=played, moves=[0] * 20, natural_lag=NATURAL + 40, polarity=-1.0)
-    kit = _analyse(_session(tmp_path, close, {"OH L": oh, "OH R": oh_r}))
-    pair = next(p for p in kit.pairs if p.reference == "OH L.wav")
-    assert pair.natural_lag_ms == pytest.approx(NATURAL / SR * 1e3, abs=0.005)
-    assert np.all(pair.signs == -1)
-    assert {f.track for f in kit.findings if f.kind == "polarity"} == {"OH L.wav", "OH R.wav"}
+    assert pair.lags_ms[0] == pytest.approx(pair.natural_lag_ms, abs=0.01)
 
 
 def test_a_repeating_groove_never_locks_a_beat_away(tmp_path: Path) -> None:
-    """Identical hits every 100 ms (sixteenths at 150 bpm): the lag search stays within its window."""
+    """Identical hits every 100 ms (sixteenths at 150 bpm): the lag search stays on the hit's own arrival."""
     played = [SR // 2 + i * 4800 for i in range(60)]
-    close, oh = edited_kit(SR, played=played, moves=[0] * 60, natural_lag=NATURAL)
-    kit = _analyse(_session(tmp_path, close, {"OH L": oh}))
-    (pair,) = kit.pairs
+    result = scan(_session(tmp_path, played, [0] * 60))
+    pair = _pair(result)
     measured = pair.lags_ms[pair.measured]
     assert len(measured) >= 50
-    assert np.all(np.abs(measured - NATURAL / SR * 1e3) < 0.05)
+    assert np.all(np.abs(measured - pair.natural_lag_ms) < 0.05)
+    assert result.kit.edited == ()
 
 
-def test_a_hit_too_weak_on_the_reference_is_unmeasured(tmp_path: Path) -> None:
+def test_a_hit_the_reference_did_not_hear_is_unmeasured(tmp_path: Path) -> None:
     played, _ = _groove(20)
     gains = [1.0] * 20
     gains[7] = 0.0  # the overhead did not hear hit 7 at all
     close, oh = edited_kit(SR, played=played, moves=[0] * 20, natural_lag=NATURAL, reference_gain=gains)
-    kit = _analyse(_session(tmp_path, close, {"OH L": oh}))
-    (pair,) = kit.pairs
+    sf.write(tmp_path / "Snare Top.wav", close, SR, subtype="PCM_24")
+    sf.write(tmp_path / "OH L.wav", oh, SR, subtype="PCM_24")
+    pair = _pair(scan(tmp_path))
     assert not pair.measured[7]
     assert pair.measured.sum() == 19
+
+
+def test_a_close_mic_heard_after_its_overheads_is_a_mic_delay(tmp_path: Path) -> None:
+    """The close mic delayed by 4.5 ms (a plug-in's latency): it now arrives 1.1 ms after the overheads."""
+    played, _ = _groove(30)
+    late = int(0.0045 * SR)
+    _session(tmp_path, played, [late] * 30, lags=(NATURAL, NATURAL + 10))
+    result = scan(tmp_path)
+    finding = next(f for f in result.findings if f.kind == "mic_delay")
+    assert finding.track == "Snare Top.wav"
+    assert all(p.state == "constant_offset" for p in result.kit.pairs)
+    assert finding.value == pytest.approx(3.0 - (NATURAL - late) / SR * 1e3, abs=0.3)  # vs a nominal 3 ms overhead
 
 
 def test_digital_silence_on_a_reference_is_a_qc_finding_not_a_crash(tmp_path: Path) -> None:
     played, moves = _groove(20)
     close, oh = edited_kit(SR, played=played, moves=moves, natural_lag=NATURAL)
-    folder = _session(tmp_path, close, {"OH L": oh, "OH R": np.zeros_like(oh)})
-    result = scan(folder)
+    sf.write(tmp_path / "Snare Top.wav", close, SR, subtype="PCM_24")
+    sf.write(tmp_path / "OH L.wav", oh, SR, subtype="PCM_24")
+    sf.write(tmp_path / "OH R.wav", np.zeros_like(oh), SR, subtype="PCM_24")
+    result = scan(tmp_path)
     assert [p.reference for p in result.kit.pairs] == ["OH L.wav"]
     assert ("OH R.wav", "silent") in {(f.track, f.kind) for f in result.findings}

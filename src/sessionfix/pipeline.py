@@ -9,7 +9,9 @@ from .config import Config, load_config
 from .effort import Effort, estimate_effort
 from .errors import ConfigError
 from .findings import SEVERITY_RANK, Finding
-from .kit import KitAnalysis, KitParams, analyse_kit
+from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo
+from .lags import measure_kit
+from .onsets import detect_kit_hits
 from .parts import PartsAnalysis, PartsParams, analyse_part, combine_parts
 from .progress import Progress, quiet
 from .qc import QcResult, check_session
@@ -54,7 +56,7 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
     layout = kit_layout(roles, pairs=config.pairs)
     qc = check_session(session, layout=layout, params=config.qc, progress=progress)
     usable = usable_tracks(session, qc)
-    kit = analyse_kit(session, layout=layout, roles=roles, params=KitParams(), usable=usable, progress=progress)
+    kit = _analyse_kit(session, layout.only(usable), roles, KitParams(), progress)
     parts_params = PartsParams()
     pitched = [t for t in session.tracks if t.name in usable and roles[t.name] in PITCHED_ROLES]
     part_list = []
@@ -76,6 +78,19 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
         parts=parts,
         findings=findings,
         effort=effort,
+    )
+
+
+def _analyse_kit(
+    session: Session, layout: KitLayout, roles: dict[str, Role], params: KitParams, progress: Progress
+) -> KitAnalysis:
+    """Hits on the close mics, per-hit lags against every reference, the tempo grid, then the verdicts."""
+    sr = session.sr or 0
+    hits = detect_kit_hits(session, layout=layout, roles=roles, params=params.onsets, progress=progress)
+    lags, agreed = measure_kit(session, layout=layout, roles=roles, hits=hits, params=params.lags, progress=progress)
+    tempo = kit_tempo(hits, roles, sr=sr, end_s=session.duration_s)
+    return analyse_kit(
+        layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
     )
 
 

@@ -119,8 +119,19 @@ class KitLayout:
     def tracks(self) -> tuple[str, ...]:
         return self.close + self.references
 
+    def only(self, usable: set[str]) -> KitLayout:
+        """The layout without the tracks that are not in `usable`."""
+        return KitLayout(
+            close=tuple(n for n in self.close if n in usable),
+            references=tuple(n for n in self.references if n in usable),
+            pairs=tuple(p for p in self.pairs if p.close in usable and p.reference in usable),
+            siblings=tuple(
+                g for g in (tuple(n for n in group if n in usable) for group in self.siblings) if len(g) > 1
+            ),
+        )
 
-def _drum_key(name: str, role: Role) -> str:
+
+def drum_key(name: str, role: Role) -> str:
     """Close mics on the same drum share a key: "Snare Top" and "Snr Btm" -> "snare"; toms by number."""
     if role != "tom":
         return role
@@ -139,6 +150,6 @@ def kit_layout(roles: dict[str, Role], *, pairs: dict[str, tuple[str, ...]] | No
     )
     groups: dict[str, list[str]] = {}
     for c in close:
-        groups.setdefault(_drum_key(c, roles[c]), []).append(c)
+        groups.setdefault(drum_key(c, roles[c]), []).append(c)
     siblings = tuple(tuple(g) for g in groups.values() if len(g) > 1)
     return KitLayout(close=close, references=references, pairs=kit_pairs, siblings=siblings)

@@ -194,7 +194,7 @@ def _pair_chart(pair: PairAnalysis, scan: Scan) -> str:
         assumed = " (assumed)" if pair.natural_lag_basis == "centred" else ""
         chart.hline(pair.natural_lag_ms, "natural", f"natural {pair.natural_lag_ms:.2f} ms{assumed}")
     moves = pair.moves_ms
-    moved = measured & (np.abs(moves) > 0.05)
+    moved = measured & pair.moved
     for mask, cls in ((measured & ~moved, "steady"), (moved, "moved")):
         idx = np.flatnonzero(mask)
         chart.points(

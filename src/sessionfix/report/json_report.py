@@ -49,9 +49,9 @@ def _pair(p: PairAnalysis, sr: int) -> dict[str, Any]:
                 "close_s": round(int(pos) / sr, 6),
                 "lag_ms": _finite(float(lag), 4),
                 "move_ms": _finite(float(move), 4),
-                "polarity": int(sign) or None,
+                "confidence": round(float(confidence), 3),
             }
-            for pos, lag, move, sign in zip(p.positions, p.lags_ms, moves, p.signs, strict=True)
+            for pos, lag, move, confidence in zip(p.positions, p.lags_ms, moves, p.confidence, strict=True)
         ],
     }
 
