@@ -58,9 +58,16 @@ class KitParams:
     # Smaller moves are not reported, whatever the precision: a real kit's natural lag varies by 0.05-0.1 ms
     # from hit to hit (stick position), and a drum sounding at the same moment bends a hit's lag by ~0.2 ms.
     min_move_ms: float = 0.3
+    # An edit of a few hits must move them this far: a kick and a tom struck together bend the kick's lag
+    # by up to 0.5 ms on real kits, and a kit played to a click sits on the grid, so the grid test cannot
+    # tell such a hit from a quantised one.
+    few_hits: int = 3
+    min_lone_move_ms: float = 1.0
     same_stroke_ms: float = 8.0  # two hits of one drum played closer than this are one stroke seen twice
     noise_factor: float = 4.0  # a hit moved when it left the anchor by this many noise spreads
-    cluster_factor: float = 3.0  # unmoved hits lie within this many noise spreads of the anchor
+    # Unmoved hits lie within twice the noise of each other, or within 1-4 times this: a real kit's natural
+    # lag varies this much from hit to hit (the widths are all tried, the most significant cluster wins)
+    natural_spread_ms: float = 0.05
     min_cluster: int = 3  # unmoved hits needed to anchor the natural lag
     cluster_p: float = 0.01  # the anchor must be this unlikely to be a chance cluster of moved hits
     min_hits: int = 8  # fewer measured hits cannot show a pattern nor place the direct sound
@@ -102,31 +109,33 @@ class KitAnalysis:
 
 
 # ------------------------------------------------------------------------------------- anchor
-def _anchor(shifts: np.ndarray, *, half_width: float, params: KitParams) -> float | None:
+def _anchor(shifts: np.ndarray, *, half_widths: tuple[float, ...], params: KitParams) -> float | None:
     """The shift the unmoved hits share (samples), or None when no cluster stands out.
 
-    The densest window of +-half_width holding `min_cluster` hits or more is the candidate; the hits
-    around it (within 20 half-widths) give the density moved hits would have there, and the cluster must
-    be improbable under it (Poisson tail, corrected for the number of windows tried).
+    For each candidate width, the densest window holding `min_cluster` hits or more is a candidate. The
+    hits outside it give the density moved hits would have there (the larger of the density within 20
+    widths and their overall density), and the cluster must be improbable under it: a Poisson tail,
+    corrected for the number of windows and widths tried. The most improbable candidate wins.
     """
     values = np.sort(shifts[~np.isnan(shifts)])
     n = len(values)
-    if n < params.min_cluster:
-        return None
-    ends = np.searchsorted(values, values + 2 * half_width, side="right")
-    counts = ends - np.arange(n)
-    best = int(np.argmax(counts))
-    k = int(counts[best])
-    if k < params.min_cluster:
-        return None
-    members = values[best : ends[best]]
-    centre = float(np.median(members))
-    reach = 20 * half_width
-    around = int(np.sum(np.abs(values - centre) <= reach)) - k
-    expected = max(around, 1) * (2 * half_width) / (2 * reach - 2 * half_width)
-    if poisson.sf(k - 1, expected) * n > params.cluster_p:
-        return None
-    return centre
+    best_p, best_centre = np.inf, None
+    for half_width in half_widths:
+        ends = np.searchsorted(values, values + 2 * half_width, side="right")
+        counts = ends - np.arange(n)
+        if not n or counts.max() < params.min_cluster:
+            continue
+        first = int(np.argmax(counts))
+        k = int(counts[first])
+        centre = float(np.median(values[first : ends[first]]))
+        outside = np.concatenate((values[:first], values[ends[first] :]))
+        reach = 20 * half_width
+        local = np.sum(np.abs(outside - centre) <= reach) * (2 * half_width) / (2 * reach)
+        overall = len(outside) * (2 * half_width) / max(4 * (_robust_spread(outside) or 0.0), 2 * half_width)
+        p = poisson.sf(k - 1, max(local, overall, 1e-3)) * n * len(half_widths)
+        if p < best_p:
+            best_p, best_centre = p, centre
+    return best_centre if best_p <= params.cluster_p else None
 
 
 def _centred_anchor(positions: np.ndarray, shifts: np.ndarray, tempo: Tempo | None, sr: int) -> float | None:
@@ -171,8 +180,8 @@ def _analyse_close(
     n_refs = len(pairs)
     noise = agreed.noise if np.isfinite(agreed.noise) else 0.02e-3 * sr  # one reference: its typical precision
     min_move = max(params.noise_factor * noise, params.min_move_ms * 1e-3 * sr)
-    cluster = max(params.cluster_factor * noise, 0.5)
-    anchor = _anchor(shifts, half_width=cluster, params=params)
+    natural = params.natural_spread_ms * 1e-3 * sr
+    anchor = _anchor(shifts, half_widths=(max(2 * noise, 0.5), natural, 2 * natural, 4 * natural), params=params)
     basis: NaturalBasis = "unmoved_hits"
     if anchor is None:
         anchor, basis = _centred_anchor(hits.positions, shifts, tempo, sr), "centred"
@@ -191,9 +200,16 @@ def _analyse_close(
         # no hit was left where it was played: every hit moved, if the hits disagree beyond the noise at all
         spread = _robust_spread(shifts[confirmed]) or 0.0
         moved = confirmed if spread > min_move else np.zeros(len(shifts), bool)
+    if moved.sum() <= params.few_hits:
+        # a few moved hits must stand on firm ground: moved by more than a drum sounding with them bends a
+        # lag, seen by (nearly) every reference, and explained as well as the mic's typical hit
+        typical = float(np.median(agreed.confidence[~np.isnan(shifts)])) if (~np.isnan(shifts)).any() else 1.0
+        moved &= np.abs(np.nan_to_num(moves)) > params.min_lone_move_ms * 1e-3 * sr
+        moved &= (agreed.agreeing >= max(2, n_refs - 1)) & (agreed.confidence >= typical)
     edited = bool(moved.any()) and int(np.sum(~np.isnan(shifts))) >= params.min_hits
     if edited and tempo is not None:
-        edited = _towards_grid(hits.positions[moved], moves[moved], tempo, sr) >= params.toward_grid_share
+        towards = _towards_grid(hits.positions, moves, moved, tempo, sr)
+        edited = towards >= params.toward_grid_share
     if not edited:
         moved = np.zeros(len(shifts), bool)
     return _CloseMic(anchor=anchor, basis=basis, moves=moves, moved=moved, edited=edited)
@@ -236,16 +252,22 @@ def _within_geometry(
     return clamped, clamped != anchor
 
 
-def _towards_grid(positions: np.ndarray, moves: np.ndarray, tempo: Tempo, sr: int) -> float:
+def _towards_grid(positions: np.ndarray, moves: np.ndarray, moved: np.ndarray, tempo: Tempo, sr: int) -> float:
     """Share of moved hits that moved at least halfway from where they were played to the tempo grid.
 
     A quantise does that (all the way at full strength, 70-80% at the strengths engineers use); a drum
     sounding at the same moment bends a hit's lag by a fraction of a ms in either direction, which almost
-    never halves a human timing error of several ms.
+    never halves a human timing error of several ms. The grid is the mic's own: its attacks sit a constant
+    few ms after the grid point their region was snapped to (a sampled kick's lead-in, the mic's
+    distance), found as the densest half-ms of all its hits' grid errors.
     """
-    now = np.abs(tempo.grid_error_s(positions / sr))
-    played = np.abs(tempo.grid_error_s((positions - moves) / sr))
-    return float(np.mean(now <= 0.5 * played))
+    errors = np.sort(tempo.grid_error_s(positions / sr))
+    ends = np.searchsorted(errors, errors + 0.0005, side="right")
+    best = int(np.argmax(ends - np.arange(len(errors))))
+    offset = float(np.median(errors[best : ends[best]]))
+    now = tempo.grid_error_s(positions[moved] / sr) - offset
+    played = tempo.grid_error_s((positions[moved] - moves[moved]) / sr) - offset
+    return float(np.mean(np.abs(now) <= 0.5 * np.abs(played)))
 
 
 def _robust_spread(x: np.ndarray) -> float | None:

@@ -186,8 +186,11 @@ def detect_hits(
     frames, _ = find_peaks(rise, height=min(RISE_FLOOR_DB, params.rise_db), distance=distance)
     if not frames.size:
         return empty
-    span = max(1, int(20 / params.hop_ms))  # a hit's level: the peak of the next 20 ms
-    peak_level = maximum_filter1d(level, size=span, origin=-(span // 2))[frames]
+    # a hit's level: the peak of the next 20 ms, up to the next candidate if that comes after 5 ms (bleed
+    # ahead of a stroke must not borrow the stroke's level; a snare's wires are still its own attack)
+    span, own = max(1, int(20 / params.hop_ms)), max(1, int(5 / params.hop_ms))
+    stops = np.minimum(frames + span, np.maximum(np.append(frames[1:], len(level)), frames + own))
+    peak_level = np.array([level[f : max(f + 1, e)].max() for f, e in zip(frames, stops, strict=True)])
     # the mic's loud own hits: the 98th percentile of the envelope's peaks (toms are loud even when rare)
     peaks, _ = find_peaks(level, distance=max(1, int(50 / params.hop_ms)))
     typical = float(np.percentile(level[peaks], 98)) if peaks.size else float(level.max())
@@ -206,9 +209,11 @@ def detect_hits(
     positions, peak_level = positions[keep], peak_level[keep]
     order = np.argsort(positions, kind="stable")
     positions, peak_level = positions[order], peak_level[order]
-    # two envelope peaks of one attack (a snare's wires after its head) refine to the same start
+    # two envelope peaks of one attack (a snare's wires after its head) refine to the same start: one hit,
+    # as loud as the louder of them
     distinct = np.concatenate(([True], np.diff(positions) >= int(params.min_interval_ms * 1e-3 * sr)))
-    return Hits(track, positions[distinct] + start, peak_level[distinct])
+    loudest = np.maximum.reduceat(peak_level, np.flatnonzero(distinct)) if len(positions) else peak_level
+    return Hits(track, positions[distinct] + start, loudest)
 
 
 def _masked(
