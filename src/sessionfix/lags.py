@@ -204,7 +204,7 @@ def track_pair(
 
     shifts = np.zeros(n_hits)
     weights = np.ones(n_hits)
-    for _ in range(ITERATIONS):
+    for iteration in range(ITERATIONS):
         aligned = cross * np.exp(1j * omega[None, :] * shifts[:, None].astype(np.float32))
         numerator = weights @ aligned
         denominator = weights @ c_power + 1e-30
@@ -220,11 +220,11 @@ def track_pair(
         scores = np.divide(match, norm[:, None], out=np.zeros_like(match), where=norm[:, None] > 0)
         peaks = np.argmax(scores, axis=1)
         confidence = np.clip(scores[np.arange(n_hits), peaks], 0.0, 1.0)
-        new = refine_peaks(scores, peaks) - max_shift
+        shifts = refine_peaks(scores, peaks) - max_shift  # in this template's frame, as `scores` are
         weights = confidence**2
-        if weights.sum() <= 0:
+        if iteration == ITERATIONS - 1 or weights.sum() <= 0:
             break
-        shifts = new - _weighted_median(new, weights)  # keep the template where most hits are
+        shifts = shifts - _weighted_median(shifts, weights)  # the next template sits where most hits are
     direct = _direct_lag(close_onsets, reference, shifts, confidence >= min_confidence, sr=sr, setting=setting)
     measured = confidence >= min_confidence
     return PairLags(

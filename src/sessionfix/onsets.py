@@ -41,6 +41,11 @@ SWELL_QUIETER_DB = 1.0
 SWELL_CLICK_RISE_DB = 4.0  # strokes measured on the eval kits: 3-50 dB, median 12-17; swells -4..+3
 SWELL_WINDOW_MS = 80.0  # swells come within tens of ms; a click-less stroke an eighth later is a stroke
 SWELL_LEAD_MS = 25.0  # a click-less rise this soon before a louder stroke with a click is its lead-in
+# A hit raises its band's energy this much over the preceding few ms. A snare struck again 10-20 ms
+# after a stroke of the same level (an edit's flam, a drag) rises only ~7 dB over the first's ring; a
+# kick's or tom's ring bumps rise as much, and their strokes 12-50 dB.
+RISE_DB: dict[str, float] = {"kick": 9.0, "tom": 9.0}
+DEFAULT_RISE_DB = 6.0
 RISE_FLOOR_DB = 6.0  # candidates are found above this rise, then judged; `rise_db` only filters them
 LOUD_DB = 6.0  # hits within this of the mic's loud level define its drum's sound and are never bleed
 PROFILE_MS = 30.0  # the part of a hit whose spectrum identifies the drum
@@ -52,7 +57,7 @@ class OnsetParams:
 
     hop_ms: float = 1.0  # envelope resolution; hits are then refined on the waveform
     window_ms: float = 3.0  # envelope smoothing: longer than a snare's or click's cycle, shorter than an attack
-    rise_db: float = 9.0  # a hit raises the band energy this much over the preceding few ms
+    rise_db: float | None = None  # a hit raises the band energy this much over the preceding few ms (RISE_DB)
     rise_lag_ms: float = 4.0  # ...compared with the maximum this long before
     min_interval_ms: float = 3.0  # two attacks closer than this are one hit; an edit can leave a flam 4-10 ms ahead
     bleed_db: float = 30.0  # candidates this far below the mic's loud hits are bleed; ghost notes sit 15-25 dB below
@@ -183,7 +188,8 @@ def detect_hits(
     before = maximum_filter1d(padded, size=lag, origin=(lag - 1) // 2)  # max over the `lag` frames ending here
     rise = np.nan_to_num(level - before[:-lag], neginf=-100.0)
     distance = max(1, int(params.min_interval_ms / params.hop_ms))
-    frames, _ = find_peaks(rise, height=min(RISE_FLOOR_DB, params.rise_db), distance=distance)
+    rise_db = params.rise_db if params.rise_db is not None else RISE_DB.get(instrument, DEFAULT_RISE_DB)
+    frames, _ = find_peaks(rise, height=min(RISE_FLOOR_DB, rise_db), distance=distance)
     if not frames.size:
         return empty
     # a hit's level: the peak of the next 20 ms, up to the next candidate if that comes after 5 ms (bleed
@@ -205,7 +211,7 @@ def detect_hits(
     quiet = peak_level < typical - LOUD_DB
     if reference is not None and quiet.any():
         similar[quiet] = _similarity(_band_profiles(raw, positions[quiet], sr), reference) >= params.min_similarity
-    keep = (rise[frames] >= params.rise_db) & (peak_level >= typical - params.bleed_db) & ~masked & similar
+    keep = (rise[frames] >= rise_db) & (peak_level >= typical - params.bleed_db) & ~masked & similar
     positions, peak_level = positions[keep], peak_level[keep]
     order = np.argsort(positions, kind="stable")
     positions, peak_level = positions[order], peak_level[order]
