@@ -274,68 +274,103 @@ class FollowSide(StrEnum):
 
 @app.command("align")
 def align_command(
-    session: Path = typer.Argument(..., help="The session folder."),
-    out: Path = typer.Option(..., "--out", help="Folder for the realigned stems (not inside the session)."),
+    session: Path = typer.Argument(..., metavar="SESSION", help="The session folder."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", metavar="DIR", help="New folder for the realigned session (never inside the session)."
+    ),
     follow: FollowSide = typer.Option(
         FollowSide.close,
         "--follow",
         help="close: move the overheads, rooms, hat and tom mics to the edited close mics (keeps the quantised "
         "feel); played: move the edited close mics back to where the hits were played.",
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and write nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print the plan in bars and write nothing."),
+    force: bool = typer.Option(False, "--force", help="Replace DIR if it exists and is not empty."),
+    fail_on: FailOn = typer.Option(
+        FailOn.error, "--fail-on", help="Exit 1 when the realigned kit still has a finding this severe."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors; the exit code tells the rest."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print every cut and move."),
 ) -> None:
-    """Realign the kit: slice, shift and crossfade so that every hit is coherent again."""
-    from .realign import RealignParams, plan_edits
+    """Realign the kit: slice, shift and crossfade so that every hit is coherent again.
 
-    session_dir = session.resolve()
-    out_dir = out.resolve()
-    if session.is_dir() and (out_dir == session_dir or session_dir in out_dir.parents):
+    Every file of the session is delivered into DIR (the moved mics re-rendered in their own format, the
+    others copied byte for byte) with sessionfix-edits.json, the list of cuts and moves. DIR appears only
+    when complete. The realigned session is scanned again: exit 1 if its kit is still incoherent.
+    """
+    from .pipeline import EDITS_NAME, align
+
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose contradict each other", param_hint="--quiet")
+    if session.is_dir() and _inside(out, session):
         raise OutputError(
             f"--out {out} is the session folder or inside it; sessionfix never writes into a "
             "client's session: choose another folder"
         )
-    if out.exists() and not out.is_dir():
+    if not dry_run and out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a folder")
-    from .pipeline import scan
-
-    show_progress = sys.stdout.isatty() and sys.stderr.isatty()
+    if not dry_run and out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputError(f"--out {out} is not empty; give a new or empty folder, or add --force to replace it")
+    show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
     with ProgressBars(show=show_progress) as bars:
-        before = scan(session, progress=bars)
-    sr = before.session.sr or 48000
-    plan = plan_edits(before.kit, before.layout, follow=follow.value, sr=sr, params=RealignParams())
-    console = Console(highlight=False)
-    console.print(_plan_summary(before, plan, sr))
+        result = align(session, out, follow=follow.value, dry_run=dry_run, force=force, progress=bars)
+    console = Console(highlight=False, quiet=quiet)
+    console.print(_plan_summary(result.before, result.plan))
+    if dry_run or verbose:
+        for line in _plan_lines(result.before, result.plan):
+            console.print(line)
     if dry_run:
-        for cut, move in zip(plan.cuts, plan.moves, strict=True):
-            console.print(
-                f"  cut {cut:>10d}  ({cut / sr:9.4f} s)  move {move:+9.3f} samples ({move / sr * 1e3:+7.3f} ms)"
-            )
+        console.print("Dry run: nothing was written.")
         raise typer.Exit(EXIT_OK)
-    _write_aligned(before, plan, out)
-    with ProgressBars(show=show_progress) as bars:
-        after = scan(out, progress=bars)
-    console.print(_coherence_table(before, after))
-    raise typer.Exit(EXIT_OK)
+    console.print(
+        f"Wrote {len(result.rendered) + len(result.copied)} files to {out}: "
+        f"{len(result.rendered)} re-rendered, {len(result.copied)} copied unchanged; "
+        f"every cut and move is in {out / EDITS_NAME}."
+    )
+    if result.unreadable:
+        console.print(f"Copied as they came (sessionfix could not read them): {', '.join(result.unreadable)}")
+    assert result.after is not None
+    console.print(_coherence_table(result.before, result.after))
+    left = at_or_above([f for f in result.after.kit.findings if f.kind == "partial_quantisation"], fail_on.value)
+    if left:
+        console.print(f"Still incoherent after realignment: {', '.join(sorted({f.track or '' for f in left}))}")
+    raise typer.Exit(EXIT_FINDINGS if left else EXIT_OK)
 
 
-def _plan_summary(result: Scan, plan: EditPlan, sr: int) -> str:
+def _plan_summary(result: Scan, plan: EditPlan) -> str:
+    sr = result.session.sr or 1
     if not result.kit.edited:
-        return "No partially quantised kit mics: nothing to realign; every stem is copied unchanged."
-    moves_ms = np.abs(np.asarray(plan.moves)) / sr * 1e3 if plan.moves else np.zeros(1)
+        return "No close mic was moved hit by hit: nothing to realign; the session is delivered unchanged."
+    if plan.empty:
+        edited = ", ".join(result.kit.edited)
+        return f"Edited hit by hit: {edited}; no region could be cut cleanly: the session is delivered unchanged."
+    largest = float(np.max(np.abs(plan.moves))) / sr * 1e3
+    side = "to follow the edited close mics" if plan.follow == "close" else "back to where the hits were played"
     lines = [
-        f"Edited: {', '.join(result.kit.edited)}. Moving {', '.join(plan.tracks)} "
-        f"({'following the close mics' if plan.follow == 'close' else 'back to the played hits'})."
+        f"Edited hit by hit: {', '.join(result.kit.edited)}.",
+        f"Moving {', '.join(plan.tracks)} {side}: {len(plan.cuts)} regions, moves up to {largest:.2f} ms, "
+        f"{plan.crossfade / sr * 1e3:.1f} ms crossfades.",
     ]
-    for name in plan.tracks:
-        lines.append(f"  {name}: {len(plan.cuts)} regions moved, largest move {moves_ms.max():.2f} ms")
     if plan.skipped:
-        lines.append(f"  {len(plan.skipped)} hits too close to their neighbours to cut between were left as they are")
+        lines.append(f"{len(plan.skipped)} hits too close to their neighbours to cut between were left as they are.")
     return "\n".join(lines)
 
 
+def _plan_lines(result: Scan, plan: EditPlan) -> list[str]:
+    """Each cut: where (bar and beat, seconds) and how far its region moves (ms)."""
+    sr = result.session.sr or 1
+    tempo = result.kit.tempo
+    lines = []
+    for cut, move in zip(plan.cuts, plan.moves, strict=True):
+        t = cut / sr
+        where = f"bar {tempo.bar_number(t):>3d} beat {tempo.beat_in_bar(t):4.2f}" if tempo else ""
+        lines.append(f"  cut at {t:9.3f} s {where}  move {move / sr * 1e3:+7.3f} ms ({move:+.2f} samples)")
+    return lines
+
+
 def _coherence_table(before: Scan, after: Scan) -> Table:
-    table = Table(title="Coherence (spread of the per-hit lag, ms)", title_justify="left")
-    for column in ("close -> reference", "before", "after"):
+    table = Table(title="Coherence: spread of the per-hit lag, ms (before -> after)", title_justify="left")
+    for column in ("close mic -> reference", "before", "after"):
         table.add_column(column, justify="left" if column.startswith("close") else "right")
     after_pairs = {(p.close, p.reference): p for p in after.kit.pairs}
     for p in before.kit.pairs:
@@ -345,45 +380,6 @@ def _coherence_table(before: Scan, after: Scan) -> Table:
         fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
         table.add_row(f"{p.close} -> {p.reference}", fmt(p.spread_ms), fmt(q.spread_ms if q else None))
     return table
-
-
-def _write_aligned(result: Scan, plan: EditPlan, out: Path) -> None:
-    """Every readable stem into `out`: the moved group re-rendered, the rest copied byte for byte."""
-    import soundfile as sf
-
-    from .realign import render
-    from .writer import copy_stem, write_stem
-
-    out.mkdir(parents=True, exist_ok=True)
-    sr = result.session.sr or 48000
-    edits = []
-    for track in result.session.tracks:
-        if track.name in plan.tracks and not plan.empty:
-            audio, _ = sf.read(str(track.path), dtype="float64", always_2d=True)
-            write_stem(track, render(audio, plan), out)
-            edits += [
-                {
-                    "track": track.name,
-                    "cut": int(c),
-                    "cut_s": round(c / sr, 6),
-                    "move_samples": round(m, 4),
-                    "move_ms": round(m / sr * 1e3, 4),
-                    "crossfade_samples": plan.crossfade,
-                }
-                for c, m in zip(plan.cuts, plan.moves, strict=True)
-            ]
-        else:
-            copy_stem(track.path, out)
-    report = {
-        "schema": "sessionfix.edits/1",
-        "session": str(result.session.path.resolve()),
-        "sample_rate": sr,
-        "follow": plan.follow,
-        "moved_tracks": list(plan.tracks),
-        "edits": edits,
-        "skipped_hits_s": [round(p / sr, 6) for p in plan.skipped],
-    }
-    write_atomically(out / "sessionfix-edits.json", json.dumps(report, indent=1) + "\n")
 
 
 def _fail(message: str) -> int:

@@ -43,6 +43,11 @@ class Tempo:
         bar 1 is set on the song's first downbeat)."""
         return self.bar_of(t_s) + 1
 
+    def beat_in_bar(self, t_s: float) -> float:
+        """The beat within its bar, from 1.0 (the downbeat) to meter + 0.99."""
+        beats = (t_s - self.first_beat_s) / self.beat_s
+        return float(beats - self.meter * np.floor(beats / self.meter + 1e-9) + 1.0)
+
     def bar_span(self, start_s: float, end_s: float) -> str:
         """'bar 3' or 'bars 3-5': the bars (counted from 1) that [start_s, end_s] touches."""
         a, b = self.bar_number(start_s), self.bar_number(end_s)

@@ -32,7 +32,7 @@ from scipy.stats import poisson
 
 from .findings import Finding
 from .grid import Tempo, estimate_tempo
-from .lags import Consensus, LagParams, PairLags
+from .lags import Consensus, LagParams, PairLags, weighted_median
 from .onsets import Hits, OnsetParams
 from .roles import KitLayout, Role
 
@@ -100,6 +100,7 @@ class PairAnalysis:
 
 @dataclass(frozen=True)
 class KitAnalysis:
+    layout: KitLayout  # the kit mics analysed: read, at the session rate, not silent
     hits: dict[str, Hits]  # per close mic, own-drum hits
     pairs: tuple[PairAnalysis, ...]
     edited: tuple[str, ...]  # close mics judged to have been moved hit by hit
@@ -138,59 +139,70 @@ def _anchor(shifts: np.ndarray, *, half_widths: tuple[float, ...], params: KitPa
     return best_centre if best_p <= params.cluster_p else None
 
 
-def _centred_anchor(positions: np.ndarray, shifts: np.ndarray, tempo: Tempo | None, sr: int) -> float | None:
-    """The anchor that puts the played hits, on average, on the beat: shift (samples) of an unmoved hit.
-
-    A hit at shift s was played at position + s - anchor (moved by anchor - s); the quantised hits sit
-    on or towards their grid point, so the grid point nearest each hit is its target.
-    """
-    measured = ~np.isnan(shifts)
-    if tempo is None or measured.sum() < 3:
-        return None
-    times_s = positions[measured] / sr
-    grid_error_s = tempo.grid_error_s(times_s)
-    # played - grid = (position + s - anchor)/sr - grid; its median is 0 when anchor = median(...)
-    return float(np.median(grid_error_s * sr + shifts[measured]))
-
-
 # ------------------------------------------------------------------------------------ analysis
 @dataclass(frozen=True)
 class _CloseMic:
     """What the analysis decided about one close mic."""
 
-    anchor: float | None  # samples, in the frame of its first reference
+    anchor: float  # samples: the shift of an unmoved hit, in the frame of its consensus
     basis: NaturalBasis
     moves: np.ndarray  # samples per hit (> 0 later than played), NaN unknown
     moved: np.ndarray  # bool per hit: moved by the edit
     edited: bool
 
 
-def _analyse_close(
-    name: str,
-    hits: Hits,
+def _noise(agreed: Consensus, sr: int) -> float:
+    """Samples: the precision of one hit's shift (the references' disagreement; one reference: typical)."""
+    return agreed.noise if np.isfinite(agreed.noise) else 0.02e-3 * sr
+
+
+def _unmoved_anchor(agreed: Consensus, *, sr: int, params: KitParams) -> float | None:
+    noise, natural = _noise(agreed, sr), params.natural_spread_ms * 1e-3 * sr
+    return _anchor(agreed.shift, half_widths=(max(2 * noise, 0.5), natural, 2 * natural, 4 * natural), params=params)
+
+
+def _geometric_anchor(
     pairs: list[tuple[str, PairLags]],
-    agreed: Consensus,
+    offsets: np.ndarray,
+    geometry: dict[str, float],
     *,
     roles: dict[str, Role],
+    sr: int,
+) -> tuple[float, NaturalBasis]:
+    """The anchor of a close mic whose every hit moved: each reference's natural lag taken as that reference's
+    lag from the unedited close mics (`geometry`, samples), else its role's nominal lag (overheads only:
+    a room's distance varies too much), clamped within what each reference's distance allows."""
+    candidates, weights = [], []
+    for (reference, p), offset in zip(pairs, offsets, strict=True):
+        if not np.isfinite(p.direct_lag):
+            continue
+        if reference in geometry:
+            candidates.append(geometry[reference] - p.direct_lag - offset)
+            weights.append(1.0)
+        elif roles[reference] == "overhead":
+            candidates.append(NOMINAL_LAG_MS["overhead"] * 1e-3 * sr - p.direct_lag - offset)
+            weights.append(0.25)
+    if not candidates:
+        return 0.0, "none"
+    anchor = weighted_median(np.array(candidates), np.array(weights))
+    anchor, _ = _within_geometry(anchor, pairs, offsets, roles=roles, sr=sr)
+    return anchor, "geometry"
+
+
+def _analyse_close(
+    hits: Hits,
+    agreed: Consensus,
+    anchor: float,
+    basis: NaturalBasis,
+    *,
     tempo: Tempo | None,
     sr: int,
     params: KitParams,
 ) -> _CloseMic:
+    """Which hits of one close mic moved, given the shift of its unmoved hits (`anchor`, samples)."""
     shifts = agreed.shift
-    n_refs = len(pairs)
-    noise = agreed.noise if np.isfinite(agreed.noise) else 0.02e-3 * sr  # one reference: its typical precision
-    min_move = max(params.noise_factor * noise, params.min_move_ms * 1e-3 * sr)
-    natural = params.natural_spread_ms * 1e-3 * sr
-    anchor = _anchor(shifts, half_widths=(max(2 * noise, 0.5), natural, 2 * natural, 4 * natural), params=params)
-    basis: NaturalBasis = "unmoved_hits"
-    if anchor is None:
-        anchor, basis = _centred_anchor(hits.positions, shifts, tempo, sr), "centred"
-        if anchor is not None:
-            anchor, clamped = _within_geometry(anchor, pairs, agreed.offsets, roles=roles, sr=sr)
-            basis = "geometry" if clamped else "centred"
-    if anchor is None:
-        nan = np.full(len(shifts), np.nan)
-        return _CloseMic(anchor=None, basis="none", moves=nan, moved=np.zeros(len(shifts), bool), edited=False)
+    n_refs = len(agreed.references)
+    min_move = max(params.noise_factor * _noise(agreed, sr), params.min_move_ms * 1e-3 * sr)
     moves = anchor - shifts
     moves[_seen_twice(hits.positions, moves, agreed.confidence, int(params.same_stroke_ms * 1e-3 * sr))] = np.nan
     confirmed = (agreed.agreeing >= min(2, n_refs)) & ~np.isnan(moves)
@@ -293,20 +305,28 @@ def analyse_kit(
     """
     ms = 1e3 / sr
     pairs: list[PairAnalysis] = []
-    edited: list[str] = []
+    closes = [c for c in layout.close if c in agreed]
+    own = {c: [(reference, lags[(c, reference)]) for reference in agreed[c].references] for c in closes}
+    # first the close mics whose unmoved hits fix their natural lags; their unedited ones then give
+    # each reference's distance to the kit, for the close mics whose every hit moved
+    anchors = {name: _unmoved_anchor(agreed[name], sr=sr, params=params) for name in closes}
     decided: dict[str, _CloseMic] = {}
-    for close in layout.close:
-        if close not in agreed:
-            continue
-        c = agreed[close]
-        own = [(reference, lags[(close, reference)]) for reference in c.references]
-        mic = _analyse_close(close, hits[close], own, c, roles=roles, tempo=tempo, sr=sr, params=params)
-        decided[close] = mic
-        if mic.edited:
-            edited.append(close)
-        for r, ((reference, p), offset) in enumerate(zip(own, c.offsets, strict=True)):
+    for name, unmoved in anchors.items():
+        if unmoved is not None:
+            decided[name] = _analyse_close(
+                hits[name], agreed[name], unmoved, "unmoved_hits", tempo=tempo, sr=sr, params=params
+            )
+    geometry = _distances(own, agreed, decided, params)
+    for name, unmoved in anchors.items():
+        if unmoved is None:
+            anchor, basis = _geometric_anchor(own[name], agreed[name].offsets, geometry, roles=roles, sr=sr)
+            decided[name] = _analyse_close(hits[name], agreed[name], anchor, basis, tempo=tempo, sr=sr, params=params)
+    edited = [name for name in closes if decided[name].edited]
+    for close in closes:
+        c, mic = agreed[close], decided[close]
+        for r, ((reference, p), offset) in enumerate(zip(own[close], c.offsets, strict=True)):
             lags_ms = (p.direct_lag + c.pair_shifts[r]) * ms
-            natural = None if mic.anchor is None else (p.direct_lag + offset + mic.anchor) * ms
+            natural = None if mic.basis == "none" else (p.direct_lag + offset + mic.anchor) * ms
             if int(np.sum(~np.isnan(lags_ms))) < params.min_hits:
                 natural = None  # too few hits to know where the direct sound is
             elif natural is not None and -EARLY_TOLERANCE_MS <= natural < 0:
@@ -334,6 +354,7 @@ def analyse_kit(
             )
     findings = _edit_findings(pairs, decided, tuple(edited), sr) + _delay_findings(pairs, layout, roles)
     return KitAnalysis(
+        layout=layout,
         hits=hits,
         pairs=tuple(pairs),
         edited=tuple(sorted(edited)),
@@ -341,6 +362,23 @@ def analyse_kit(
         tempo=tempo,
         findings=tuple(findings),
     )
+
+
+def _distances(
+    own: dict[str, list[tuple[str, PairLags]]],
+    agreed: dict[str, Consensus],
+    decided: dict[str, _CloseMic],
+    params: KitParams,
+) -> dict[str, float]:
+    """Per reference, the median natural lag (samples) of the unedited close mics whose unmoved hits fix it."""
+    lags: dict[str, list[float]] = {}
+    for close, mic in decided.items():
+        if mic.edited or mic.basis != "unmoved_hits":
+            continue
+        for (reference, p), offset in zip(own[close], agreed[close].offsets, strict=True):
+            if np.isfinite(p.direct_lag) and p.measured.sum() >= params.min_hits:
+                lags.setdefault(reference, []).append(p.direct_lag + offset + mic.anchor)
+    return {reference: float(np.median(v)) for reference, v in lags.items()}
 
 
 def _implausible(natural_ms: float, reference_role: str) -> bool:

@@ -163,7 +163,8 @@ def _energy(spectrum: np.ndarray, n_fft: int) -> np.ndarray:
     return np.maximum(total / n_fft, 0.0)
 
 
-def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+def weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    """The value below which half the total weight lies."""
     order = np.argsort(x)
     cumulative = np.cumsum(w[order])
     return float(x[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
@@ -224,7 +225,7 @@ def track_pair(
         weights = confidence**2
         if iteration == ITERATIONS - 1 or weights.sum() <= 0:
             break
-        shifts = shifts - _weighted_median(shifts, weights)  # the next template sits where most hits are
+        shifts = shifts - weighted_median(shifts, weights)  # the next template sits where most hits are
     direct = _direct_lag(close_onsets, reference, shifts, confidence >= min_confidence, sr=sr, setting=setting)
     measured = confidence >= min_confidence
     return PairLags(
@@ -360,7 +361,7 @@ def consensus(by_reference: dict[str, PairLags], *, min_confidence: float, lobe:
     weights = np.where(np.isnan(in_lead), 0.0, np.stack([p.confidence for p in pairs]))
     shift = np.full(n_hits, np.nan)
     for i in np.flatnonzero(agreeing):
-        shift[i] = _weighted_median(np.nan_to_num(in_lead[:, i]), weights[:, i])
+        shift[i] = weighted_median(np.nan_to_num(in_lead[:, i]), weights[:, i])
     residual = in_lead - shift[None, :]
     multi = (agreeing >= 2)[None, :] & ~np.isnan(residual)
     noise = float(1.4826 * np.median(np.abs(residual[multi]))) if multi.sum() >= 6 else float("nan")

@@ -1,9 +1,17 @@
-"""The scan: the stages called in order, every intermediate kept in one `Scan` object."""
+"""The commands' work: the stages called in order, every intermediate kept.
+
+`scan` reads a session and runs every analysis stage (`Scan`); `align` scans, plans the drum
+realignment, renders it into a new folder and scans that folder again (`Aligned`).
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import soundfile as sf
 
 from .config import Config, load_config
 from .effort import Effort, estimate_effort
@@ -15,8 +23,10 @@ from .onsets import detect_kit_hits
 from .parts import PartsAnalysis, PartsParams, analyse_part, combine_parts
 from .progress import Progress, quiet
 from .qc import QcResult, check_session
+from .realign import EditPlan, Follow, RealignParams, plan_edits, render
 from .roles import PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
-from .session import Session, load_session, read
+from .session import CONFIG_NAME, Session, load_session, read
+from .writer import copy_file, staged_folder, write_stem
 
 
 @dataclass(frozen=True)
@@ -98,3 +108,109 @@ def usable_tracks(session: Session, qc: QcResult) -> set[str]:
     """Tracks the analysis stages may read: decoded, at the session rate, not silent."""
     silent = {f.track for f in qc.findings if f.kind in ("silent", "unreadable")}
     return {t.name for t in session.tracks if t.sr == session.sr and t.name in qc.stats and t.name not in silent}
+
+
+# ------------------------------------------------------------------------------------------ align
+@dataclass(frozen=True)
+class Aligned:
+    """What `align` did: the scan before, the plan, and (unless a dry run) what it wrote and the rescan."""
+
+    before: Scan
+    plan: EditPlan
+    after: Scan | None  # the scan of the output; None for a dry run
+    out: Path
+    rendered: tuple[str, ...]  # files re-rendered with the plan
+    copied: tuple[str, ...]  # files copied byte for byte
+    unreadable: tuple[str, ...]  # ...of which sessionfix could not read these (delivered as they came)
+
+
+EDITS_NAME = "sessionfix-edits.json"
+
+
+def align(
+    path: Path | str,
+    out: Path,
+    *,
+    follow: Follow,
+    dry_run: bool = False,
+    force: bool = False,
+    progress: Progress = quiet,
+) -> Aligned:
+    """Realign the kit of the session at `path` into `out`: every file of the session delivered (the moved
+    group re-rendered in its own format, everything else byte for byte) plus EDITS_NAME, built in a
+    staging folder and renamed into place, so `out` is complete or untouched. Then `out` is scanned."""
+    folder = Path(path)
+    before = scan(folder, progress=progress)
+    sr = before.session.sr or 0
+    plan = plan_edits(before.kit, follow=follow, sr=sr, params=RealignParams())
+    if dry_run:
+        return Aligned(before=before, plan=plan, after=None, out=out, rendered=(), copied=(), unreadable=())
+    tracks = {t.name: t for t in before.session.tracks}
+    moved = set() if plan.empty else set(plan.tracks)
+    files = sorted(e.name for e in os.scandir(folder) if not e.name.startswith(".") and _is_regular(e))
+    rendered, copied = [], []
+    edits = []
+    with staged_folder(out, force=force) as staging:
+        for i, name in enumerate(files):
+            progress("Writing stems", i, len(files))
+            if name in moved:
+                track = tracks[name]
+                audio, _ = sf.read(str(track.path), dtype="float64", always_2d=True)
+                write_stem(track, render(audio, plan, start=track.offset), staging / name)
+                rendered.append(name)
+                edits += _edit_rows(name, plan, track.offset, sr)
+            else:
+                copy_file(folder / name, staging / name)
+                copied.append(name)
+        report = {
+            "schema": "sessionfix.edits/1",
+            "session": before.session.path.resolve().name,
+            "sample_rate": sr,
+            "follow": plan.follow,
+            "moved_tracks": sorted(moved),
+            "edits": edits,
+            "skipped_hits_s": [round(p / sr, 6) for p in plan.skipped],
+        }
+        (staging / EDITS_NAME).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    after = scan(out, progress=progress)
+    readable = {t.name for t in before.session.tracks} | {CONFIG_NAME}
+    unreadable = tuple(n for n in copied if n not in readable and n in _session_audio(before))
+    return Aligned(
+        before=before,
+        plan=plan,
+        after=after,
+        out=out,
+        rendered=tuple(rendered),
+        copied=tuple(copied),
+        unreadable=unreadable,
+    )
+
+
+def _is_regular(entry: os.DirEntry) -> bool:
+    """A regular file (or a link to one): never a folder, a FIFO, a device or a dangling link."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _session_audio(result: Scan) -> set[str]:
+    """Names the session holds as stems, readable or not (the unreadable ones are findings)."""
+    return {t.name for t in result.session.tracks} | {
+        f.track for f in result.session.findings + result.qc.findings if f.kind == "unreadable" and f.track
+    }
+
+
+def _edit_rows(name: str, plan: EditPlan, offset: int, sr: int) -> list[dict[str, object]]:
+    """The plan's cuts of one track, in the track's own samples (its BWF offset taken off)."""
+    return [
+        {
+            "track": name,
+            "cut": int(cut - offset),
+            "cut_s": round(cut / sr, 6),
+            "move_samples": round(move, 4),
+            "move_ms": round(move / sr * 1e3, 4),
+            "crossfade_samples": plan.crossfade,
+        }
+        for cut, move in zip(plan.cuts, plan.moves, strict=True)
+    ]

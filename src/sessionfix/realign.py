@@ -20,8 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from .kit import KitAnalysis, PairAnalysis
-from .roles import KitLayout
+from .kit import KitAnalysis
 
 Follow = Literal["close", "played"]
 
@@ -66,21 +65,15 @@ class _Event:
 
 
 def _hit_moves(kit: KitAnalysis, sr: int) -> list[_Event]:
-    """One event per hit of the edited close mics, its move the median over the references that
-    measured it (in samples)."""
-    edited_pairs: dict[str, list[PairAnalysis]] = {}
-    for p in kit.pairs:
-        if p.close in kit.edited and p.state == "partially_quantised":
-            edited_pairs.setdefault(p.close, []).append(p)
+    """One event per measured hit of the edited close mics, its move (samples) the one its references
+    agreed on; hits the edit left in place move by 0 (they end the previous region's move)."""
     events = []
-    for pairs in edited_pairs.values():
-        moves = np.vstack([p.moves_ms for p in pairs])
-        positions = pairs[0].positions
-        for j, pos in enumerate(positions):
-            column = moves[:, j][~np.isnan(moves[:, j])]
-            if len(column):
-                move = float(np.median(column)) * sr / 1e3
-                events.append(_Event(close_pos=int(pos), move=move, played_pos=float(pos) - move))
+    for close in kit.edited:
+        pair = next(p for p in kit.pairs if p.close == close)  # every pair of a close mic carries its moves
+        moves = np.where(pair.moved, pair.moves_ms, 0.0) * sr / 1e3
+        for pos, move in zip(pair.positions, moves, strict=True):
+            if not np.isnan(move):
+                events.append(_Event(close_pos=int(pos), move=float(move), played_pos=float(pos) - float(move)))
     return events
 
 
@@ -120,8 +113,12 @@ def _attacks(kit: KitAnalysis, follow: Follow, events: list[_Event]) -> np.ndarr
     return np.sort(np.concatenate([kit.hits[n].positions for n in edited_close]).astype(float))
 
 
-def plan_edits(kit: KitAnalysis, layout: KitLayout, *, follow: Follow, sr: int, params: RealignParams) -> EditPlan:
-    """Where to cut the moved group, and how far to move each region, so every hit is coherent again."""
+def plan_edits(kit: KitAnalysis, *, follow: Follow, sr: int, params: RealignParams) -> EditPlan:
+    """Where to cut the moved group, and how far to move each region, so every hit is coherent again.
+
+    Positions are on the session timeline; the group is the kit mics the analysis could use (read, at
+    the session rate, not silent), never a track it could not."""
+    layout = kit.layout
     edited_close = tuple(n for n in kit.edited if n in kit.hits)
     if follow == "close":
         group = tuple(sorted(n for n in layout.tracks if n not in kit.edited))
@@ -218,13 +215,17 @@ def crossfade_gains(length: int) -> tuple[np.ndarray, np.ndarray]:
     return np.cos(theta), np.sin(theta)
 
 
-def render(x: np.ndarray, plan: EditPlan) -> np.ndarray:
-    """One track of the moved group with the plan applied. x: (frames, channels), float64; same shape out."""
+def render(x: np.ndarray, plan: EditPlan, *, start: int = 0) -> np.ndarray:
+    """One track of the moved group with the plan applied. x: (frames, channels), float64; same shape out.
+
+    start : the timeline position (samples) of x[0], the stem's BWF offset: the plan's cuts are on the
+    session timeline, the stem's samples are its own.
+    """
     n = len(x)
     out = x.copy()
     if plan.empty:
         return out
-    bounds = plan.boundaries()
+    bounds = plan.boundaries() - start
     moves = (0.0, *plan.moves)
     edges = np.concatenate(([0], bounds, [n]))
     fade_out, fade_in = crossfade_gains(plan.crossfade)

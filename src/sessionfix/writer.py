@@ -7,6 +7,7 @@ source into the re-rendered file, so a DAW places the new stem where the old one
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import struct
 import tempfile
@@ -24,22 +25,73 @@ from .session import Track
 _AUDIO_CHUNKS = {b"fmt ", b"data", b"fact", b"ds64", b"PEAK"}
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temporary_name(final: Path) -> str:
+    """A hidden name beside `final` for work in progress: short, whatever the length of `final`'s name."""
+    return f".sessionfix-{secrets.token_hex(6)}.tmp"
+
+
+def _os_error(path: Path, exc: OSError) -> OutputError:
+    return OutputError(f"cannot write {path} ({exc.strerror or exc}); free some space or choose a writable folder")
+
+
 @contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """A temporary path beside `final` to write to; renamed to `final` when the block completes,
-    removed if it fails, so `final` is either the old file, the complete new one, or absent."""
-    folder = final.parent
+    removed if it fails, so `final` is either the old file, the complete new one, or absent. The file
+    gets the permissions the umask gives a new file."""
+    tmp = final.parent / _temporary_name(final)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".sessionfix-tmp", dir=folder)
+        tmp.touch(mode=0o666, exist_ok=False)
     except OSError as exc:
-        raise OutputError(f"cannot write into {folder} ({exc.strerror}); choose a writable folder") from exc
-    os.close(fd)
-    tmp = Path(name)
+        raise _os_error(final, exc) from exc
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _os_error(final, exc) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def staged_folder(out: Path, *, force: bool) -> Iterator[Path]:
+    """A new folder beside `out` to build a result in, renamed to `out` when the block completes, removed
+    if it fails: `out` is then complete, or as it was. An existing `out` that is not empty is replaced only
+    with `force` (it stays as it was until the new one is complete)."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file; give a folder for the output")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputError(f"{out} is not empty; give a new or empty folder, or add --force to replace it")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".sessionfix-", suffix=".tmp", dir=out.parent))
+        os.chmod(staging, 0o777 & ~_umask())
+    except OSError as exc:
+        raise _os_error(out, exc) from exc
+    try:
+        yield staging
+        if out.exists():
+            old = out.parent / _temporary_name(out)
+            os.rename(out, old)
+            os.rename(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _os_error(out, exc) from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
@@ -68,19 +120,20 @@ def _with_metadata(new: bytes, source: bytes) -> bytes:
     return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
 
 
-def write_stem(track: Track, audio: np.ndarray, folder: Path) -> Path:
-    """Write `audio` (frames, channels) as `folder/track.name` in the track's format; returns the path."""
-    final = folder / track.name
-    with atomic_path(final) as tmp:
-        sf.write(str(tmp), audio, track.sr, subtype=track.subtype, format=track.container)
+def write_stem(track: Track, audio: np.ndarray, path: Path) -> None:
+    """Write `audio` (frames, channels) to `path` in the track's format and with its WAV metadata."""
+    try:
+        sf.write(str(path), audio, track.sr, subtype=track.subtype, format=track.container)
         if track.container == "WAV":
-            tmp.write_bytes(_with_metadata(tmp.read_bytes(), track.path.read_bytes()))
-    return final
+            path.write_bytes(_with_metadata(path.read_bytes(), track.path.read_bytes()))
+    except (OSError, sf.LibsndfileError) as exc:
+        raise OutputError(f"cannot write {path} ({exc}); free some space or choose a writable folder") from exc
 
 
-def copy_stem(source: Path, folder: Path) -> Path:
-    """Copy a file byte for byte into `folder` (same name), atomically."""
-    final = folder / source.name
-    with atomic_path(final) as tmp:
-        shutil.copyfile(source, tmp)
-    return final
+def copy_file(source: Path, path: Path) -> None:
+    """Copy a file byte for byte."""
+    try:
+        shutil.copyfile(source, path)
+        os.chmod(path, 0o666 & ~_umask())
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
