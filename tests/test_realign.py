@@ -187,3 +187,85 @@ def test_out_in_the_session_is_refused(tmp_path: Path, inside: str, capsys: pyte
     err = capsys.readouterr().err
     assert code == 2 and "inside" in err and len(err.strip().splitlines()) == 1
     assert snapshot(session) == before
+
+
+def _offset_session(tmp_path: Path) -> tuple[Path, list[int], list[int]]:
+    """A partially quantised snare whose overheads' files start 0.75 s after the close mic's (BWF time
+    references an hour into the day), plus a 44.1 kHz room mic QC leaves out of the analysis."""
+    rng = np.random.default_rng(7)
+    grid = [SR + i * (SR // 2) for i in range(30)]
+    jitter = [int(round(j)) for j in rng.normal(0, 0.006 * SR, 30)]
+    played = [g + j for g, j in zip(grid, jitter, strict=True)]
+    moves = [(-j if i % 10 >= 3 else 0) for i, j in enumerate(jitter)]
+    close, oh = edited_kit(SR, played=played, moves=moves, natural_lag=163.3, seed=1)
+    _, oh_r = edited_kit(SR, played=played, moves=moves, natural_lag=221.0, seed=2)
+    folder = tmp_path / "session"
+    folder.mkdir()
+    start, late = 3600 * SR, int(0.75 * SR)
+    write_bwf(folder / "Snare Top.wav", close, start)
+    write_bwf(folder / "OH L.wav", oh[late:], start + late)
+    write_bwf(folder / "OH R.wav", oh_r[late:], start + late)
+    sf.write(folder / "Room L.wav", 0.1 * rng.standard_normal(44100 * 10), 44100, subtype="PCM_16")
+    (folder / "notes.txt").write_text("kick and snare quantised by the client\n")
+    return folder, played, moves
+
+
+@pytest.mark.parametrize("follow", ["close", "played"])
+def test_align_cuts_each_stem_in_its_own_samples(tmp_path: Path, follow: str) -> None:
+    session, _, _ = _offset_session(tmp_path)
+    before = snapshot(session)
+    assert "Snare Top.wav" in scan(session).kit.edited
+    out = tmp_path / "fixed"
+    assert main(["align", str(session), "--out", str(out), "--follow", follow, "--quiet"]) == 0
+    assert snapshot(session) == before
+    after = scan(out)
+    assert after.kit.edited == ()
+    for pair in after.kit.pairs:
+        assert pair.spread_ms < 0.02, pair.reference
+    # every file of the session is delivered; what the analysis could not use is copied byte for byte
+    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "sessionfix-edits.json"])
+    assert (out / "Room L.wav").read_bytes() == (session / "Room L.wav").read_bytes()
+    assert (out / "notes.txt").read_bytes() == (session / "notes.txt").read_bytes()
+    edits = json.loads((out / "sessionfix-edits.json").read_text())
+    late = int(0.75 * SR)
+    for edit in edits["edits"]:  # cuts in the file's own samples: the overheads' files start 0.75 s later
+        offset = late if edit["track"].startswith("OH") else 0
+        assert edit["cut"] == round(edit["cut_s"] * SR) - offset
+
+
+def test_align_refuses_a_folder_that_is_not_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    session, _, _ = _offset_session(tmp_path)
+    out = tmp_path / "fixed"
+    out.mkdir()
+    (out / "mix.wav").write_bytes(b"the engineer's own work")
+    code = main(["align", str(session), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
+    assert [p.name for p in out.iterdir()] == ["mix.wav"]
+    assert main(["align", str(session), "--out", str(out), "--force", "--quiet"]) == 0
+    assert not (out / "mix.wav").exists() and (out / "sessionfix-edits.json").exists()
+
+
+def test_written_files_follow_the_umask(tmp_path: Path) -> None:
+    import os
+
+    session, _, _ = _offset_session(tmp_path)
+    out = tmp_path / "fixed"
+    old = os.umask(0o022)
+    try:
+        assert main(["align", str(session), "--out", str(out), "--quiet"]) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o644}
+
+
+def test_align_exits_1_when_its_rescan_still_finds_the_kit_incoherent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sessionfix.pipeline as pipeline
+
+    session, _, _ = _offset_session(tmp_path)
+    empty = EditPlan(follow="close", tracks=("OH L.wav", "OH R.wav"), cuts=(), moves=(), crossfade=96)
+    monkeypatch.setattr(pipeline, "plan_edits", lambda *a, **k: empty)  # a planner that cuts nothing
+    assert main(["align", str(session), "--out", str(tmp_path / "fixed"), "--quiet"]) == 1

@@ -148,6 +148,7 @@ class _CloseMic:
     basis: NaturalBasis
     moves: np.ndarray  # samples per hit (> 0 later than played), NaN unknown
     moved: np.ndarray  # bool per hit: moved by the edit
+    strokes: np.ndarray  # bool per hit: moved, counting a stroke seen twice once
     edited: bool
 
 
@@ -168,10 +169,11 @@ def _geometric_anchor(
     *,
     roles: dict[str, Role],
     sr: int,
-) -> tuple[float, NaturalBasis]:
+) -> tuple[float, NaturalBasis, float]:
     """The anchor of a close mic whose every hit moved: each reference's natural lag taken as that reference's
     lag from the unedited close mics (`geometry`, samples), else its role's nominal lag (overheads only:
-    a room's distance varies too much), clamped within what each reference's distance allows."""
+    a room's distance varies too much), clamped within what each reference's distance allows. Also how
+    far the references' candidates disagree (samples): how well this mic's position fits the others'."""
     candidates, weights = [], []
     for (reference, p), offset in zip(pairs, offsets, strict=True):
         if not np.isfinite(p.direct_lag):
@@ -183,10 +185,11 @@ def _geometric_anchor(
             candidates.append(NOMINAL_LAG_MS["overhead"] * 1e-3 * sr - p.direct_lag - offset)
             weights.append(0.25)
     if not candidates:
-        return 0.0, "none"
+        return 0.0, "none", np.inf
     anchor = weighted_median(np.array(candidates), np.array(weights))
+    disagreement = float(np.median(np.abs(np.array(candidates) - anchor)))
     anchor, _ = _within_geometry(anchor, pairs, offsets, roles=roles, sr=sr)
-    return anchor, "geometry"
+    return anchor, "geometry", disagreement
 
 
 def _analyse_close(
@@ -204,27 +207,29 @@ def _analyse_close(
     n_refs = len(agreed.references)
     min_move = max(params.noise_factor * _noise(agreed, sr), params.min_move_ms * 1e-3 * sr)
     moves = anchor - shifts
-    moves[_seen_twice(hits.positions, moves, agreed.confidence, int(params.same_stroke_ms * 1e-3 * sr))] = np.nan
+    # a stroke seen twice (an edit's flam, bleed just before a stroke) keeps its moves on both hits (the
+    # planner follows the one on the grid) but counts once, as the better-explained hit
+    stroke = ~_seen_twice(hits.positions, moves, agreed.confidence, int(params.same_stroke_ms * 1e-3 * sr))
     confirmed = (agreed.agreeing >= min(2, n_refs)) & ~np.isnan(moves)
     if basis == "unmoved_hits":
         moved = confirmed & (np.abs(np.nan_to_num(moves)) > min_move)
     else:
         # no hit was left where it was played: every hit moved, if the hits disagree beyond the noise at all
-        spread = _robust_spread(shifts[confirmed]) or 0.0
+        spread = _robust_spread(shifts[confirmed & stroke]) or 0.0
         moved = confirmed if spread > min_move else np.zeros(len(shifts), bool)
-    if moved.sum() <= params.few_hits:
+    if np.sum(moved & stroke) <= params.few_hits:
         # a few moved hits must stand on firm ground: moved by more than a drum sounding with them bends a
         # lag, seen by (nearly) every reference, and explained as well as the mic's typical hit
         typical = float(np.median(agreed.confidence[~np.isnan(shifts)])) if (~np.isnan(shifts)).any() else 1.0
         moved &= np.abs(np.nan_to_num(moves)) > params.min_lone_move_ms * 1e-3 * sr
         moved &= (agreed.agreeing >= max(2, n_refs - 1)) & (agreed.confidence >= typical)
-    edited = bool(moved.any()) and int(np.sum(~np.isnan(shifts))) >= params.min_hits
+    edited = bool(np.any(moved & stroke)) and int(np.sum(~np.isnan(shifts))) >= params.min_hits
     if edited and tempo is not None:
-        towards = _towards_grid(hits.positions, moves, moved, tempo, sr)
+        towards = _towards_grid(hits.positions, moves, moved & stroke, tempo, sr)
         edited = towards >= params.toward_grid_share
     if not edited:
         moved = np.zeros(len(shifts), bool)
-    return _CloseMic(anchor=anchor, basis=basis, moves=moves, moved=moved, edited=edited)
+    return _CloseMic(anchor=anchor, basis=basis, moves=moves, moved=moved, strokes=moved & stroke, edited=edited)
 
 
 def _seen_twice(positions: np.ndarray, moves: np.ndarray, confidence: np.ndarray, window: int) -> np.ndarray:
@@ -317,10 +322,14 @@ def analyse_kit(
                 hits[name], agreed[name], unmoved, "unmoved_hits", tempo=tempo, sr=sr, params=params
             )
     geometry = _distances(own, agreed, decided, params)
-    for name, unmoved in anchors.items():
-        if unmoved is None:
-            anchor, basis = _geometric_anchor(own[name], agreed[name].offsets, geometry, roles=roles, sr=sr)
-            decided[name] = _analyse_close(hits[name], agreed[name], anchor, basis, tempo=tempo, sr=sr, params=params)
+    guesses = {
+        name: _geometric_anchor(own[name], agreed[name].offsets, geometry, roles=roles, sr=sr)
+        for name, unmoved in anchors.items()
+        if unmoved is None
+    }
+    for name, (anchor, basis, _) in guesses.items():
+        anchor, basis = _from_sibling(name, anchor, basis, layout, hits, agreed, decided, guesses, sr)
+        decided[name] = _analyse_close(hits[name], agreed[name], anchor, basis, tempo=tempo, sr=sr, params=params)
     edited = [name for name in closes if decided[name].edited]
     for close in closes:
         c, mic = agreed[close], decided[close]
@@ -364,6 +373,47 @@ def analyse_kit(
     )
 
 
+def _from_sibling(
+    name: str,
+    anchor: float,
+    basis: NaturalBasis,
+    layout: KitLayout,
+    hits: dict[str, Hits],
+    agreed: dict[str, Consensus],
+    decided: dict[str, _CloseMic],
+    guesses: dict[str, tuple[float, NaturalBasis, float]],
+    sr: int,
+) -> tuple[float, NaturalBasis]:
+    """The anchor of a close mic whose every hit moved, tied to a sibling on the same drum (Snare Top and
+    Bottom): an edit moves both by the same amount hit by hit, so their anchors differ by the difference of
+    their shifts on the same hits. The sibling whose unmoved hits fix its anchor leads; else the one whose
+    references agree best on the geometric guess (a bottom or inside mic fits the kit's geometry worst)."""
+    group = next((g for g in layout.siblings if name in g), ())
+    others = [o for o in group if o != name and o in agreed]
+    measured = [o for o in others if o in decided and decided[o].basis == "unmoved_hits"]
+    if measured:
+        lead = measured[0]
+        lead_anchor, lead_basis = decided[lead].anchor, decided[lead].basis
+    else:
+        candidates = [o for o in others if o in guesses and guesses[o][2] < guesses[name][2]]
+        if not candidates:
+            return anchor, basis
+        lead = min(candidates, key=lambda o: guesses[o][2])
+        lead_anchor, lead_basis = guesses[lead][0], guesses[lead][1]
+    # the same strokes on both mics: the nearest hit of the lead within 6 ms (a bottom mic hears it ~1.6 ms later)
+    mine, theirs = hits[name].positions, hits[lead].positions
+    j = np.clip(np.searchsorted(theirs, mine), 1, max(len(theirs) - 1, 1)) if len(theirs) else np.zeros(0, int)
+    if not len(theirs):
+        return anchor, basis
+    nearest = np.where(np.abs(theirs[j - 1] - mine) < np.abs(theirs[j] - mine), j - 1, j)
+    same = np.abs(theirs[nearest] - mine) <= int(0.006 * sr)
+    difference = agreed[name].shift[same] - agreed[lead].shift[nearest[same]]
+    difference = difference[~np.isnan(difference)]
+    if len(difference) < 3:
+        return anchor, basis
+    return lead_anchor + float(np.median(difference)), lead_basis
+
+
 def _distances(
     own: dict[str, list[tuple[str, PairLags]]],
     agreed: dict[str, Consensus],
@@ -398,7 +448,7 @@ def kit_tempo(hits: dict[str, Hits], roles: dict[str, Role], *, sr: int, end_s: 
 def _count_moved(hits: dict[str, Hits], decided: dict[str, _CloseMic], sr: int) -> int:
     """Distinct hits moved on the edited close mics (a kick and a snare hit count as two; one hit seen on
     Snare Top and Snare Bottom as one)."""
-    times = np.concatenate([hits[n].positions[m.moved] for n, m in decided.items() if m.edited] or [np.zeros(0)])
+    times = np.concatenate([hits[n].positions[m.strokes] for n, m in decided.items() if m.edited] or [np.zeros(0)])
     if not len(times):
         return 0
     ordered = np.unique(times)
@@ -416,9 +466,9 @@ def _edit_findings(
     for track in edited:
         mic = decided[track]
         own = [p for p in pairs if p.close == track]
-        positions = own[0].positions[mic.moved]
-        moves_ms = mic.moves[mic.moved] * 1e3 / sr
-        n = int(mic.moved.sum())
+        positions = own[0].positions[mic.strokes]
+        moves_ms = mic.moves[mic.strokes] * 1e3 / sr
+        n = int(mic.strokes.sum())
         instrument = own[0].instrument
         typical = float(np.median(np.abs(moves_ms)))
         out.append(
