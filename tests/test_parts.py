@@ -9,7 +9,7 @@ from sessionfix.grid import Tempo
 from sessionfix.parts import PartsParams, analyse_part, combine_parts, yin
 
 SR = 48000
-TEMPO = Tempo(bpm=120.0, first_beat_s=0.5, meter=4, end_s=17.0)
+TEMPO = Tempo.straight(bpm=120.0, first_beat_s=0.5, meter=4, end_s=17.0)
 
 
 def _line(

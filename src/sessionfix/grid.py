@@ -1,8 +1,22 @@
-"""Tempo, beats and bars from drum hits (a straight grid: one tempo over the song).
+"""Tempo, beats and bars from drum hits: a beat map that follows the drummer.
 
-Conventions: hit positions in samples on the session timeline in; seconds out (`Tempo`), since the
-grid is used at the report boundary and to express positions as bars. The grid is a sixteenth-note
-lattice fitted by least squares to the hits, so quantised hits land on it to the sample.
+Conventions: hit times in seconds in; a `Tempo` of beat times (seconds) out. Between and around beats,
+positions are interpolated (and extrapolated before the first and after the last hit), so a hit's
+distance from the grid is measured against the beats around it, not against one straight tempo: a
+drummer who drifts a few bpm over a song stays on the grid. Quantised hits sit on a straight grid, and
+the local fits reproduce it to the sample.
+
+How the map is found:
+1. The beat period: the hits' periodicity (autocorrelation of an impulse train) scored over 60-200 bpm.
+   Where there is a snare, its backbeat settles the octave: a snare on 2 and 4 repeats every two beats,
+   so the beat is half the snare's period (no 62 -> 124 or 190 -> 127 confusion); without one, a
+   log-normal prior around 120 bpm.
+2. Tracking: every hit gets its sixteenth-note index from a running local fit of the hits before it
+   (the tempo may drift, never jump by more than a fraction of a sixteenth per hit).
+3. The beats: a local, robust linear fit of hit time against index around every beat (a Gaussian window
+   of one bar each side): exact on a quantised grid, smooth on a human one.
+4. Bar lines: kicks on beats 1 and 3, snares on 2 and 4 choose which beat starts the bar; bar 1 is the
+   first downbeat the drums play (as a DAW's ruler counts when bar 1 is set on the song's first downbeat).
 """
 
 from __future__ import annotations
@@ -12,40 +26,82 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_BPM, MAX_BPM = 60.0, 200.0
-PRIOR_BPM = 120.0  # centre of the log-normal tempo prior that settles half/double-tempo ambiguity
+PRIOR_BPM = 120.0  # centre of the log-normal tempo prior used where no backbeat settles the octave
 PRIOR_OCTAVES = 1.0  # its width
+STEPS_PER_BEAT = 4  # the tracking lattice: sixteenth notes
+TRACK_SPAN_BEATS = 8  # hits this far back (two bars) fix the running tempo and phase while tracking
+FIT_SIGMA_BEATS = 4.0  # width of the local fit around each beat (one bar)
 
 
 @dataclass(frozen=True)
 class Tempo:
-    """A straight grid: `beat_s` per quarter note, first beat at `first_beat_s`, bars of `meter` beats."""
+    """Beat times following the drummer; bars of `meter` beats, bar 1 starting at beat `downbeat`."""
 
-    bpm: float
-    first_beat_s: float  # a downbeat: bar 0 starts here
+    beat_times_s: tuple[float, ...]  # increasing, spanning the song
     meter: int
+    downbeat: int  # index into beat_times_s of bar 1's first beat
     end_s: float
 
-    @property
-    def beat_s(self) -> float:
-        return 60.0 / self.bpm
+    @classmethod
+    def straight(cls, *, bpm: float, first_beat_s: float, meter: int, end_s: float) -> Tempo:
+        """One tempo from the song's start to its end, bar 1 at `first_beat_s`."""
+        beat = 60.0 / bpm
+        before = int(np.ceil(first_beat_s / beat)) if first_beat_s > 0 else 0
+        count = before + int(np.ceil((end_s - first_beat_s) / beat)) + 2
+        beats = first_beat_s + (np.arange(count) - before) * beat
+        return cls(beat_times_s=tuple(float(b) for b in beats), meter=meter, downbeat=before, end_s=end_s)
 
     @property
     def beats_s(self) -> np.ndarray:
-        n = int(np.floor((self.end_s - self.first_beat_s) / self.beat_s)) + 1
-        return self.first_beat_s + np.arange(max(n, 0)) * self.beat_s
+        return np.asarray(self.beat_times_s)
+
+    @property
+    def beat_s(self) -> float:
+        """The typical beat period, seconds."""
+        return float(np.median(np.diff(self.beats_s)))
+
+    @property
+    def bpm(self) -> float:
+        return 60.0 / self.beat_s
+
+    @property
+    def first_beat_s(self) -> float:
+        """Where bar 1 starts (the first downbeat), seconds."""
+        return float(self.beat_times_s[self.downbeat])
+
+    def beat_index(self, t_s: np.ndarray | float) -> np.ndarray:
+        """Fractional beat number of each time (0 at the first beat of the map), interpolated between
+        beats and extrapolated at the ends with the nearest beat period."""
+        beats = self.beats_s
+        t = np.asarray(t_s, float)
+        index = np.interp(t, beats, np.arange(len(beats)))
+        before, after = t < beats[0], t > beats[-1]
+        index = np.where(before, (t - beats[0]) / (beats[1] - beats[0]), index)
+        return np.where(after, len(beats) - 1 + (t - beats[-1]) / (beats[-1] - beats[-2]), index)
+
+    def time_of(self, beat: np.ndarray | float) -> np.ndarray:
+        """Seconds at a fractional beat number (the inverse of beat_index)."""
+        beats = self.beats_s
+        b = np.asarray(beat, float)
+        t = np.interp(b, np.arange(len(beats)), beats)
+        t = np.where(b < 0, beats[0] + b * (beats[1] - beats[0]), t)
+        return np.where(b > len(beats) - 1, beats[-1] + (b - len(beats) + 1) * (beats[-1] - beats[-2]), t)
 
     def bar_of(self, t_s: float) -> int:
         """0-based bar number of a time (negative before the first downbeat)."""
-        return int(np.floor((t_s - self.first_beat_s) / (self.beat_s * self.meter) + 1e-9))
+        return int(np.floor((float(self.beat_index(t_s)) - self.downbeat) / self.meter + 1e-9))
 
     def bar_number(self, t_s: float) -> int:
-        """The bar a musician counts, 1 at the first downbeat (as a DAW's bars|beats ruler does when
-        bar 1 is set on the song's first downbeat)."""
+        """The bar a musician counts, 1 at the first downbeat."""
         return self.bar_of(t_s) + 1
+
+    def bar_start_s(self, bar: int) -> float:
+        """Where 0-based bar `bar` starts, seconds."""
+        return float(self.time_of(self.downbeat + bar * self.meter))
 
     def beat_in_bar(self, t_s: float) -> float:
         """The beat within its bar, from 1.0 (the downbeat) to meter + 0.99."""
-        beats = (t_s - self.first_beat_s) / self.beat_s
+        beats = float(self.beat_index(t_s)) - self.downbeat
         return float(beats - self.meter * np.floor(beats / self.meter + 1e-9) + 1.0)
 
     def bar_span(self, start_s: float, end_s: float) -> str:
@@ -53,17 +109,18 @@ class Tempo:
         a, b = self.bar_number(start_s), self.bar_number(end_s)
         return f"bar {a}" if a == b else f"bars {a}-{b}"
 
-    def grid_error_s(self, times_s: np.ndarray, *, division: int = 4) -> np.ndarray:
+    def grid_error_s(self, times_s: np.ndarray, *, division: int = STEPS_PER_BEAT) -> np.ndarray:
         """Signed distance of each time from the nearest 1/`division` beat, seconds."""
-        step = self.beat_s / division
-        k = np.round((times_s - self.first_beat_s) / step)
-        return times_s - (self.first_beat_s + k * step)
+        times = np.asarray(times_s, float)
+        nearest = np.round(self.beat_index(times) * division) / division
+        return times - self.time_of(nearest)
 
 
+# ------------------------------------------------------------------------------------- estimation
 def _periodicity(times_s: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Autocorrelation of a smoothed impulse train of the hits (5 ms resolution, up to 2.5 s)."""
     rate = 200.0
-    n = int(times_s.max() * rate) + 400
+    n = int(times_s.max() * rate) + 600
     train = np.zeros(n)
     np.add.at(train, np.round(times_s * rate).astype(int), weights)
     kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)  # sigma 10 ms: human timing blur
@@ -73,13 +130,147 @@ def _periodicity(times_s: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, 
     return np.arange(len(ac)) / rate, ac / (ac[0] + 1e-12)
 
 
-def _densest_phase(times_s: np.ndarray, step: float, *, width: float) -> float:
-    """The phase (seconds, modulo `step`) shared by the most hits, within `width`."""
+def _at(ac: np.ndarray, period_s: float) -> float:
+    i = period_s * 200.0
+    return float(np.interp(i, np.arange(len(ac)), ac)) if i < len(ac) - 1 else 0.0
+
+
+def _comb(ac: np.ndarray, bpm: float) -> float:
+    """How strongly the hits repeat at this beat period and its multiples, plus the eighth-note level."""
+    beat = 60.0 / bpm
+    return sum(_at(ac, k * beat) for k in (1, 2, 3, 4)) + 0.5 * _at(ac, beat / 2)
+
+
+def _beat_period(times_s: np.ndarray, weights: np.ndarray, backbeat_s: np.ndarray | None) -> float:
+    """Seconds per beat (see the module docstring, step 1)."""
+    _, ac = _periodicity(times_s, weights)
+    candidates = np.arange(MIN_BPM, MAX_BPM + 0.25, 0.25)
+    scores = np.array([_comb(ac, bpm) for bpm in candidates])
+    if backbeat_s is not None and len(backbeat_s) >= 8:
+        _, snare_ac = _periodicity(np.sort(backbeat_s), np.ones(len(backbeat_s)))
+        # the snare's period: two beats, in 0.6-2 s (60-200 bpm); the strongest repetition wins, and a
+        # period twice a nearly as strong one (a snare on every beat of half-time feel) yields to it
+        periods = np.arange(0.6, 2.0, 0.005)
+        strength = np.array([_at(snare_ac, p) for p in periods])
+        best = float(periods[int(np.argmax(strength))])
+        half = float(periods[int(np.argmin(np.abs(periods - best / 2)))]) if best / 2 >= 0.6 else None
+        if half is not None and _at(snare_ac, half) >= 0.8 * strength.max():
+            best = half
+        near = np.abs(np.log2(60.0 / candidates / (best / 2))) < 0.08  # within ~6% of half the snare period
+        if near.any():
+            scores = np.where(near, scores, -np.inf)
+            return 60.0 / float(candidates[int(np.argmax(scores))])
+    prior = np.exp(-0.5 * (np.log2(candidates / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
+    return 60.0 / float(candidates[int(np.argmax(scores * prior))])
+
+
+def _track(times_s: np.ndarray, step_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sixteenth-note index of every hit (and which hits sit on the lattice), following tempo drift.
+
+    The first hit is index 0; each next hit is placed by a weighted fit of the accepted hits of the last
+    TRACK_SPAN_BEATS beats (time against index), so the period and phase follow the drummer.
+    """
+    n = len(times_s)
+    index = np.zeros(n, int)
+    on = np.zeros(n, bool)
+    on[0] = True
+    t_ref, k_ref, step = times_s[0], 0.0, step_s
+    for i in range(1, n):
+        k = int(np.round(k_ref + (times_s[i] - t_ref) / step))
+        index[i] = k
+        on[i] = abs(times_s[i] - (t_ref + (k - k_ref) * step)) < 0.3 * step
+        recent = on[: i + 1] & (index[: i + 1] >= k - TRACK_SPAN_BEATS * STEPS_PER_BEAT)
+        if recent.sum() >= 4 and np.ptp(index[: i + 1][recent]) >= 2:
+            ks, ts = index[: i + 1][recent].astype(float), times_s[: i + 1][recent]
+            slope, intercept = np.polyfit(ks, ts, 1)
+            if 0.8 * step_s < slope < 1.25 * step_s:  # a tempo may drift, never jump
+                step, k_ref, t_ref = slope, ks[-1], intercept + slope * ks[-1]
+        elif on[i]:
+            k_ref, t_ref = float(k), times_s[i]
+    return index, on
+
+
+def _beats(times_s: np.ndarray, index: np.ndarray, on: np.ndarray, *, first: int, last: int) -> np.ndarray:
+    """Beat times for sixteenth indices first..last in steps of a beat: a robust local quadratic fit around
+    each beat (Gaussian weights of FIT_SIGMA_BEATS beats; hits far off the fit are down-weighted)."""
+    ks, ts = index[on].astype(float), times_s[on]
+    sigma = FIT_SIGMA_BEATS * STEPS_PER_BEAT
+    targets = np.arange(first, last + 1, STEPS_PER_BEAT, dtype=float)
+    out = np.empty(len(targets))
+    for j, target in enumerate(targets):
+        near = np.abs(ks - target) <= 3 * sigma
+        if near.sum() < 3:  # the edges of the song: the nearest fit carries on
+            near = np.argsort(np.abs(ks - target))[: max(8, min(len(ks), 3 * STEPS_PER_BEAT))]
+            near = np.isin(np.arange(len(ks)), near)
+        k, t = ks[near], ts[near]
+        w = np.exp(-0.5 * ((k - target) / sigma) ** 2)
+        x = (k - target) / sigma
+        for _ in range(3):  # reweight: flams and pushes off the fit count less
+            design = np.vstack([np.ones_like(x), x, x**2]).T  # a tempo that drifts bends the line
+            (intercept, slope, bend), *_ = np.linalg.lstsq(design * np.sqrt(w)[:, None], t * np.sqrt(w), rcond=None)
+            residual = t - (intercept + slope * x + bend * x**2)
+            scale = max(float(np.median(np.abs(residual))) * 1.4826, 1e-4)
+            w = np.exp(-0.5 * ((k - target) / sigma) ** 2) / (1 + (residual / (3 * scale)) ** 2)
+        out[j] = intercept
+    return out
+
+
+def _downbeat(beats_s: np.ndarray, meter: int, kicks_s: np.ndarray | None, snares_s: np.ndarray | None) -> int:
+    """Which beat starts bar 1: kicks on 1 and 3, snares on 2 and 4; bar 1 is the first such downbeat at
+    or after the first hit's beat (index 0 here)."""
+    if meter < 2 or len(beats_s) < meter:
+        return 0
+    scores = np.zeros(meter)
+    for times, weights in ((kicks_s, {0: 1.0, 2: 0.6}), (snares_s, {1: 1.0, 3: 1.0})):
+        if times is None or not len(times):
+            continue
+        position = np.interp(times, beats_s, np.arange(len(beats_s)))
+        whole = np.round(position).astype(int)
+        on_beat = np.abs(position - whole) < 0.125  # within a 32nd of a beat
+        for offset in range(meter):
+            for beat, weight in weights.items():
+                scores[offset] += weight * np.sum(on_beat & ((whole - offset) % meter == beat))
+    best = float(scores.max())
+    if kicks_s is not None and len(kicks_s):
+        # beats 1 and 3 both carry kicks: among the offsets that fit almost as well as the best, the one
+        # that puts the first kick on beat 1 (songs start on a downbeat)
+        first_kick = int(np.round(np.interp(np.min(kicks_s), beats_s, np.arange(len(beats_s)))))
+        if scores[first_kick % meter] >= 0.75 * best:
+            return first_kick % meter
+    return int(np.argmax(scores))
+
+
+def _densest_phase(times_s: np.ndarray, step: float, *, width: float) -> tuple[float, int]:
+    """The phase (seconds, modulo `step`) shared by the most hits within `width`, and how many share it."""
     phases = np.sort(np.mod(times_s, step))
     wrapped = np.concatenate((phases, phases + step))
     counts = np.searchsorted(wrapped, wrapped[: len(phases)] + width, side="right") - np.arange(len(phases))
     best = int(np.argmax(counts))
-    return float(np.median(wrapped[best : best + counts[best]]))
+    return float(np.median(wrapped[best : best + counts[best]])), int(counts[best])
+
+
+def straight_grid(times_s: np.ndarray, *, bpm: float, end_s: float, meter: int = 4) -> Tempo | None:
+    """The straight sixteenth lattice a DAW quantises to, fitted to hits at about `bpm` (within 1 %).
+
+    The period and phase that put the most hits within a millisecond of the lattice (quantised hits sit
+    on it to the sample; played ones scatter), then both by least squares on those hits. None with fewer
+    than 4 hits on it."""
+    times = np.sort(np.asarray(times_s, float))
+    if len(times) < 4:
+        return None
+    steps = 60.0 / bpm / STEPS_PER_BEAT * np.linspace(0.99, 1.01, 201)
+    found = [_densest_phase(times, step, width=0.001) for step in steps]
+    best = int(np.argmax([count for _, count in found]))
+    step, phase = float(steps[best]), found[best][0]
+    for tolerance in (0.002, 0.001, 0.0005, 0.0002):
+        k = np.round((times - phase) / step)
+        close = np.abs(times - (phase + k * step)) < tolerance
+        if close.sum() < 4:
+            return None
+        (phase, step), *_ = np.linalg.lstsq(np.vstack([np.ones(close.sum()), k[close]]).T, times[close], rcond=None)
+    beat = STEPS_PER_BEAT * step
+    first = phase - np.floor(phase / beat) * beat
+    return Tempo.straight(bpm=60.0 / beat, first_beat_s=float(first), meter=meter, end_s=end_s)
 
 
 def estimate_tempo(
@@ -89,67 +280,42 @@ def estimate_tempo(
     end_s: float,
     meter: int = 4,
     downbeat_times_s: np.ndarray | None = None,
-    bpm_hint: float | None = None,
+    backbeat_times_s: np.ndarray | None = None,
 ) -> Tempo | None:
-    """A straight tempo grid fitted to drum hits; None with fewer than 8 hits.
+    """A beat map fitted to drum hits; None with fewer than 8 hits.
 
-    times_s : hit times, seconds. weights : per hit (louder hits count more). downbeat_times_s : the
-    kick hits, which mark beats 1 and 3 in most grooves and so place the bar line. bpm_hint : a tempo
-    already known (from the whole kit), to fit only this set of hits' lattice to.
+    times_s : every hit, seconds. weights : per hit (louder hits count more in the periodicity).
+    downbeat_times_s : the kick's hits (beats 1 and 3 in most grooves). backbeat_times_s : the snare's
+    hits (beats 2 and 4), which also settle the tempo's octave.
     """
-    times_s = np.sort(np.asarray(times_s, float))
-    if len(times_s) < 8:
+    times = np.sort(np.asarray(times_s, float))
+    if len(times) < 8:
         return None
-    weights = np.ones(len(times_s)) if weights is None else np.asarray(weights, float)
-    lags, ac = _periodicity(times_s, weights)
-    best_bpm, best_score = bpm_hint or PRIOR_BPM, -np.inf
-    for bpm in np.arange(MIN_BPM, MAX_BPM, 0.25) if bpm_hint is None else ():
-        beat = 60.0 / bpm
-        # comb over the beat and its first multiples, plus the eighth-note level
-        idx = [int(round(k * beat * 200)) for k in (1, 2, 3, 4)]
-        score = sum(ac[i] for i in idx if i < len(ac)) + 0.5 * ac[int(round(beat * 100))]
-        score *= np.exp(-0.5 * (np.log2(bpm / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
-        if score > best_score:
-            best_bpm, best_score = bpm, score
-
-    # Least-squares refinement of period and phase on the sixteenth lattice: first the period, loosely,
-    # then the phase where most hits agree (quantised hits share one to the sample), then both again
-    # on the hits that sit on that lattice.
-    step = 60.0 / best_bpm / 4
-    phase = float(times_s[0])
-    tolerance = 0.3 * step
-    for i in range(2 if bpm_hint else 0, 8):  # a known tempo needs no loose period fit
-        if i == 2:
-            phase = _densest_phase(times_s, step, width=0.001)
-            tolerance = 0.002  # from here on, only the hits on that lattice
-        k = np.round((times_s - phase) / step)
-        residual = np.abs(times_s - (phase + k * step))
-        close = residual < tolerance
-        if close.sum() < 4:
-            break
-        a = np.vstack([np.ones(close.sum()), k[close]]).T
-        (phase, step), *_ = np.linalg.lstsq(a, times_s[close], rcond=None)
-        if i >= 3:
-            tolerance = min(tolerance, max(3 * float(np.median(residual[close])), 0.0005))
-    bpm = 60.0 / (4 * step)
-
-    # Which sixteenth is a beat, and which beat starts a bar: where the kicks (else all hits) fall.
-    anchors = np.asarray(
-        downbeat_times_s if downbeat_times_s is not None and len(downbeat_times_s) >= 4 else times_s, float
+    weights = np.ones(len(times)) if weights is None else np.asarray(weights, float)
+    beat = _beat_period(times, weights, backbeat_times_s)
+    # hits closer than a 32nd (a kick and a hat together, a flam) are one lattice point, at their mean
+    # (the first of them would be early by the spread of human timing)
+    group = np.cumsum(np.concatenate(([True], np.diff(times) > beat / 8))) - 1
+    merged = np.bincount(group, weights=times) / np.bincount(group)
+    index, on = _track(merged, beat / STEPS_PER_BEAT)
+    # beats at the lattice's phase: the beat whose sixteenths hold most hits
+    phase = int(np.argmax(np.bincount(index[on] % STEPS_PER_BEAT, minlength=STEPS_PER_BEAT)))
+    first = int(index[on].min()) - ((int(index[on].min()) - phase) % STEPS_PER_BEAT)
+    last = int(index[on].max()) + STEPS_PER_BEAT
+    beats = _beats(merged, index, on, first=first, last=last)
+    # extend to the song's start and end with the end periods
+    head = int(np.ceil((beats[0] - 0.0) / (beats[1] - beats[0]))) if beats[0] > 0 else 0
+    tail = int(np.ceil((end_s - beats[-1]) / (beats[-1] - beats[-2]))) + 1 if end_s > beats[-1] else 1
+    beats = np.concatenate(
+        (
+            beats[0] - (beats[1] - beats[0]) * np.arange(head, 0, -1),
+            beats,
+            beats[-1] + (beats[-1] - beats[-2]) * np.arange(1, tail + 1),
+        )
     )
-    k = np.round((anchors - phase) / step).astype(int)
-    bar_len = 4 * meter
-    counts = np.bincount(k % bar_len, minlength=bar_len)
-    # kicks on beats 1 and 3 (sixteenths 0 and 8 of the bar in 4/4): pick the offset that fits best
-    pattern = np.zeros(bar_len)
-    pattern[0], pattern[bar_len // 2] = 1.0, 0.6
-    scores = [float(np.dot(np.roll(counts, -off), pattern)) for off in range(bar_len)]
-    # beats 1 and 3 both carry kicks: among the offsets that fit almost as well as the best, take the
-    # one that puts the first kick on beat 1 (songs start on a downbeat)
-    good = [off for off in range(bar_len) if scores[off] >= 0.75 * max(scores)]
-    first_kick = int(k[np.argmin(anchors)]) % bar_len
-    offset = first_kick if first_kick in good else int(np.argmax(scores))
-    first = phase + offset * step
-    bar = bar_len * step
-    first -= np.floor((first - times_s[0] + 0.5 * step) / bar) * bar  # the first bar line at or before the first hit
-    return Tempo(bpm=float(bpm), first_beat_s=float(first), meter=meter, end_s=float(end_s))
+    kicks = None if downbeat_times_s is None else np.asarray(downbeat_times_s, float)
+    snares = None if backbeat_times_s is None else np.asarray(backbeat_times_s, float)
+    offset = _downbeat(beats, meter, kicks, snares)
+    first_hit_beat = int(np.floor(np.interp(times[0], beats, np.arange(len(beats))) + 0.125))
+    downbeat = first_hit_beat + ((offset - first_hit_beat) % meter)
+    return Tempo(beat_times_s=tuple(float(b) for b in beats), meter=meter, downbeat=downbeat, end_s=float(end_s))

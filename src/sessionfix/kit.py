@@ -31,7 +31,7 @@ import numpy as np
 from scipy.stats import poisson
 
 from .findings import Finding
-from .grid import Tempo, estimate_tempo
+from .grid import Tempo, estimate_tempo, straight_grid
 from .lags import Consensus, LagParams, PairLags, weighted_median
 from .onsets import Hits, OnsetParams
 from .roles import KitLayout, Role
@@ -270,20 +270,18 @@ def _within_geometry(
 
 
 def _towards_grid(positions: np.ndarray, moves: np.ndarray, moved: np.ndarray, tempo: Tempo, sr: int) -> float:
-    """Share of moved hits that moved at least halfway from where they were played to the tempo grid.
+    """Share of moved hits that moved at least halfway from where they were played to the grid they were
+    quantised to.
 
     A quantise does that (all the way at full strength, 70-80% at the strengths engineers use); a drum
     sounding at the same moment bends a hit's lag by a fraction of a ms in either direction, which almost
-    never halves a human timing error of several ms. The grid is the mic's own: its attacks sit a constant
-    few ms after the grid point their region was snapped to (a sampled kick's lead-in, the mic's
-    distance), found as the densest half-ms of all its hits' grid errors.
+    never halves a human timing error of several ms. The grid is a DAW's: straight, at the song's tempo,
+    at the phase the mic's own hits share (its attacks sit a constant few ms after the grid point their
+    region was snapped to: a sampled kick's lead-in, the mic's distance).
     """
-    errors = np.sort(tempo.grid_error_s(positions / sr))
-    ends = np.searchsorted(errors, errors + 0.0005, side="right")
-    best = int(np.argmax(ends - np.arange(len(errors))))
-    offset = float(np.median(errors[best : ends[best]]))
-    now = tempo.grid_error_s(positions[moved] / sr) - offset
-    played = tempo.grid_error_s((positions[moved] - moves[moved]) / sr) - offset
+    grid = straight_grid(positions / sr, bpm=tempo.bpm, end_s=tempo.end_s) or tempo
+    now = grid.grid_error_s(positions[moved] / sr)
+    played = grid.grid_error_s((positions[moved] - moves[moved]) / sr)
     return float(np.mean(np.abs(now) <= 0.5 * np.abs(played)))
 
 
@@ -436,13 +434,18 @@ def _implausible(natural_ms: float, reference_role: str) -> bool:
 
 
 def kit_tempo(hits: dict[str, Hits], roles: dict[str, Role], *, sr: int, end_s: float) -> Tempo | None:
-    """The tempo grid from the kit's hits (kick, snare and hat; else every close mic), bar lines by the kick."""
+    """The beat map from the kit's hits (kick, snare and hat; else every close mic): the snare's
+    backbeat settles the tempo's octave, kick and snare place the bar lines."""
     chosen = [h for n, h in hits.items() if roles[n] in ("kick", "snare", "hihat")] or list(hits.values())
     if not chosen:
         return None
     times = np.concatenate([h.positions for h in chosen]) / sr
-    kicks = [h.positions / sr for n, h in hits.items() if roles[n] == "kick"]
-    return estimate_tempo(times, end_s=end_s, downbeat_times_s=kicks[0] if kicks else None)
+
+    def first(role: str) -> np.ndarray | None:
+        own = [h.positions / sr for n, h in hits.items() if roles[n] == role and len(h)]
+        return max(own, key=len) if own else None
+
+    return estimate_tempo(times, end_s=end_s, downbeat_times_s=first("kick"), backbeat_times_s=first("snare"))
 
 
 def _count_moved(hits: dict[str, Hits], decided: dict[str, _CloseMic], sr: int) -> int:

@@ -307,8 +307,8 @@ def _timing_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
             leaning = np.mean(sign * np.array(values) >= params.out_of_time_ms / 2)
             if len(values) < 4 or leaning < 0.75:
                 continue
-            start_s = tempo.first_beat_s + bars[lo] * tempo.meter * tempo.beat_s
-            end_s = tempo.first_beat_s + (bars[hi - 1] + 1) * tempo.meter * tempo.beat_s
+            start_s = tempo.bar_start_s(bars[lo])
+            end_s = tempo.bar_start_s(bars[hi - 1] + 1)
             out.append(
                 Finding(
                     kind="out_of_time",

@@ -78,12 +78,11 @@ def _bar_ticks(tempo: Tempo | None, duration_s: float) -> tuple[list[tuple[float
     """x ticks at bar lines, labelled with bar numbers (1 = first downbeat), at most ~16 of them."""
     if tempo is None:
         return [], "seconds"
-    bar_s = tempo.beat_s * tempo.meter
     first = tempo.bar_number(0.0)
     last = tempo.bar_number(duration_s)
     step = next(s for s in (1, 2, 4, 8, 16, 32, 64, 128, 256) if (last - first) / s <= 16)
     bars = [b for b in range(first, last + 1) if (b - 1) % step == 0]
-    return [(tempo.first_beat_s + (b - 1) * bar_s, str(b)) for b in bars], "bar"
+    return [(tempo.bar_start_s(b - 1), str(b)) for b in bars], "bar"
 
 
 def _song_chart(scan: Scan, **chart: object) -> Chart:

@@ -1,0 +1,117 @@
+"""The beat map: from 60 to 200 bpm, over 64+ bars of a drummer who drifts, no octave or 2:3 errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from sessionfix.grid import Tempo, estimate_tempo, straight_grid
+
+
+@dataclass(frozen=True)
+class Performance:
+    beats_s: np.ndarray  # the drummer's true beats
+    downbeat: int  # index of the first downbeat in beats_s
+    kicks: np.ndarray
+    snares: np.ndarray
+    hats: np.ndarray
+
+    @property
+    def hits(self) -> np.ndarray:
+        return np.sort(np.concatenate((self.kicks, self.snares, self.hats)))
+
+
+def drummer(bpm: float, bars: int, *, seed: int, drift: float, jitter_ms: float, pickup: bool = False) -> Performance:
+    """A rock groove: kick on 1 and 3 (and sometimes the "and" of 3), snare on 2 and 4, hats on eighths,
+    a sixteenth-note snare fill every 8th bar; the tempo wanders by +-`drift` (a fraction) over 32 bars
+    and every hit is `jitter_ms` (sd) off its beat. With `pickup`, two snare hits before bar 1."""
+    rng = np.random.default_rng(seed)
+    beats_n = bars * 4 + 1
+    bar_index = np.arange(beats_n) / 4
+    tempo = bpm * (1 + drift * np.sin(2 * np.pi * bar_index / 32 + rng.uniform(0, 2 * np.pi)))
+    beats = 2.0 + np.concatenate(([0.0], np.cumsum(60.0 / tempo[:-1])))
+
+    def at(beat: float) -> float:
+        whole = int(np.floor(beat))
+        return float(beats[whole] + (beat - whole) * (beats[whole + 1] - beats[whole]))
+
+    kicks, snares, hats = [], [], []
+    for bar in range(bars):
+        b = 4 * bar
+        fill = bar % 8 == 7
+        kicks += [at(b), at(b + 2)] + ([at(b + 2.5)] if rng.random() < 0.4 else [])
+        if fill:
+            snares += [at(b + 2 + k / 4) for k in range(8)] + [at(b + 1)]
+        else:
+            snares += [at(b + 1), at(b + 3)]
+            hats += [at(b + k / 2) for k in range(8)]
+    if pickup:
+        snares += [beats[0] - 60.0 / bpm, beats[0] - 30.0 / bpm]
+    jitter = jitter_ms / 1e3
+
+    def played(x: list[float]) -> np.ndarray:
+        return np.sort(np.array(x) + rng.normal(0, jitter, len(x)))
+
+    return Performance(beats_s=beats, downbeat=0, kicks=played(kicks), snares=played(snares), hats=played(hats))
+
+
+def _estimate(p: Performance) -> Tempo:
+    tempo = estimate_tempo(p.hits, end_s=float(p.beats_s[-1]) + 2, downbeat_times_s=p.kicks, backbeat_times_s=p.snares)
+    assert tempo is not None
+    return tempo
+
+
+@pytest.mark.parametrize("bpm", [60.0, 62.0, 75.0, 90.0, 120.0, 150.0, 160.0, 174.0, 190.0, 200.0])
+def test_a_drifting_drummer_keeps_his_beats_over_64_bars(bpm: float) -> None:
+    p = drummer(bpm, 72, seed=int(bpm), drift=0.02, jitter_ms=5.0)
+    tempo = _estimate(p)
+    true_bpm = 60.0 / float(np.median(np.diff(p.beats_s)))
+    assert tempo.bpm == pytest.approx(true_bpm, rel=0.01)  # no octave, no 2:3
+    # every true beat has an estimated beat within a few ms: the map follows the +-2 % drift
+    error_ms = (tempo.time_of(tempo.beat_index(p.beats_s).round()) - p.beats_s) * 1e3
+    assert np.max(np.abs(error_ms)) < 8.0  # measured 2.2-5.0 ms (a straight grid drifts by 40 ms here)
+    assert np.median(np.abs(error_ms)) < 1.5  # measured 0.55-0.8 ms with 5 ms of human jitter
+    # bar 1 is the drummer's first downbeat, and every later downbeat starts a bar
+    downbeats = p.beats_s[::4][:-1]
+    assert [tempo.bar_number(float(t) + 0.01) for t in downbeats] == list(range(1, len(downbeats) + 1))
+
+
+def test_a_straight_grid_is_reproduced_to_the_sample() -> None:
+    p = drummer(137.0, 64, seed=3, drift=0.0, jitter_ms=0.0)
+    tempo = _estimate(p)
+    error = tempo.time_of(tempo.beat_index(p.beats_s).round()) - p.beats_s
+    assert np.max(np.abs(error)) < 1 / 48000
+    assert tempo.bpm == pytest.approx(137.0, rel=1e-6)
+
+
+def test_a_pickup_does_not_move_bar_1() -> None:
+    p = drummer(120.0, 16, seed=5, drift=0.0, jitter_ms=3.0, pickup=True)
+    tempo = _estimate(p)
+    assert tempo.bar_number(float(p.beats_s[0]) + 0.01) == 1
+    assert tempo.bar_number(float(p.beats_s[0]) - 0.2) == 0  # the pickup is before bar 1
+
+
+def test_grid_error_is_measured_against_the_beats_around_a_hit() -> None:
+    tempo = Tempo(beat_times_s=(1.0, 1.5, 2.0, 2.6, 3.2, 3.8), meter=4, downbeat=0, end_s=4.0)
+    # between beats 3 (2.0 s) and 4 (2.6 s) a sixteenth is 0.15 s: 2.13 s is 0.02 s before the one at 2.15;
+    # between 1.5 and 2.0 it is 0.125 s; before the first beat the first period carries on
+    np.testing.assert_allclose(
+        tempo.grid_error_s(np.array([2.13, 2.75, 1.76, 0.5])), [-0.02, 0.0, 0.01, 0.0], atol=1e-12
+    )
+    assert (
+        tempo.bar_span(1.0, 3.1) == "bar 1"
+        and tempo.bar_span(1.0, 3.3) == "bars 1-2"
+        and tempo.beat_in_bar(2.3) == pytest.approx(3.5)
+    )
+
+
+def test_a_straight_grid_locks_onto_quantised_hits_among_played_ones() -> None:
+    rng = np.random.default_rng(2)
+    grid = 0.7 + np.arange(200) * 60 / 128 / 4
+    quantised = grid[::3]
+    played = grid[1::3] + rng.normal(0, 0.006, len(grid[1::3]))
+    fit = straight_grid(np.concatenate((quantised, played)), bpm=127.0, end_s=40.0)
+    assert fit is not None and fit.bpm == pytest.approx(128.0, rel=1e-6)
+    assert np.max(np.abs(fit.grid_error_s(quantised))) < 1e-6
