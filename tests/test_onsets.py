@@ -41,3 +41,55 @@ def test_a_ringing_kick_is_one_hit_per_stroke(lead_in: bool) -> None:
     assert len(hits) == len(starts)  # no swell after the null, no lead-in: one hit per stroke
     errors = hits.positions - (np.array(starts) + attack)
     assert np.all(np.abs(errors) <= 2), errors  # the click's first samples, within 2 samples
+
+
+def _snare_mic(seed: int = 3) -> np.ndarray:
+    """A snare close mic: strokes and ghost notes, with a hi-hat and a kick bleeding in."""
+    from make_fixtures import hat, kick, place, snare
+
+    rng = np.random.default_rng(seed)
+    n = 8 * SR
+    strokes = [int(0.5 * SR) + k * SR // 2 for k in range(15)]
+    ghosts = [p + 3 * SR // 8 for p in strokes[::3]]
+    hats = [int(0.5 * SR) + k * SR // 4 + 40 for k in range(30)]
+    kicks = [int(0.5 * SR) + k * SR + SR // 4 + 17 for k in range(7)]  # between the strokes
+    x = place(n, snare(SR, rng), strokes, list(rng.uniform(0.6, 1.0, len(strokes))))
+    x += place(n, snare(SR, rng), ghosts, [0.08] * len(ghosts))
+    x += place(n, hat(SR, rng), hats, [0.1] * len(hats))
+    x += place(n, kick(SR, rng), kicks, [0.15] * len(kicks))
+    return (0.5 * x / np.abs(x).max() + 1e-4 * rng.standard_normal(n)).astype(np.float32)
+
+
+def _params(setting: str, value: float) -> OnsetParams:
+    """One threshold set to `value`; the bleed level lowered so that the similarity test has bleed to judge."""
+    return OnsetParams(**({"bleed_db": 45.0} if setting != "bleed_db" else {}), **{setting: value})
+
+
+@pytest.mark.parametrize(
+    ("setting", "values"),
+    [
+        ("rise_db", [4.0, 6.0, 9.0, 12.0, 18.0]),
+        ("bleed_db", [40.0, 30.0, 20.0, 10.0]),
+        ("min_similarity", [0.0, 0.5, 0.7, 0.9]),
+    ],
+)
+def test_a_stricter_threshold_only_ever_removes_hits(setting: str, values: list[float]) -> None:
+    signal = _snare_mic()
+    found = [
+        set(detect_hits(signal, sr=SR, instrument="snare", track="Snare.wav", params=_params(setting, v)).positions)
+        for v in values
+    ]
+    assert len(found[0]) > len(found[-1])  # the sweep does change something
+    for looser, stricter in zip(found, found[1:], strict=False):
+        assert stricter <= looser
+
+
+def test_ghost_notes_are_kept_and_bleed_is_not() -> None:
+    signal = _snare_mic()
+    hits = detect_hits(signal, sr=SR, instrument="snare", track="Snare.wav", params=OnsetParams())
+    strokes = [int(0.5 * SR) + k * SR // 2 for k in range(15)]
+    ghosts = [p + 3 * SR // 8 for p in strokes[::3]]
+    found = {int(round(p / (SR * 0.001))) for p in hits.positions}  # ms
+    for p in strokes + ghosts:
+        assert any(abs(f - p / SR * 1e3) <= 2 for f in found), p
+    assert len(hits) == len(strokes) + len(ghosts)  # no hat or kick bleed among them
