@@ -101,12 +101,12 @@ if what == "decode":
         for _ in iter_blocks(t):
             pass
 elif what == "kit":
-    from sessionfix.kit import KitParams, analyse_kit
+    from sessionfix.kit import KitParams
+    from sessionfix.pipeline import analyse_kit_stage
     from sessionfix.roles import assign_roles, kit_layout
     session = load_session(folder)
     roles = assign_roles([t.name for t in session.tracks])
-    analyse_kit(session, layout=kit_layout(roles), roles=roles, params=KitParams(),
-                usable={t.name for t in session.tracks})
+    analyse_kit_stage(session, kit_layout(roles), roles, KitParams())
 elif what == "readwrite":
     import soundfile as sf
     out = Path(sys.argv[3])
@@ -120,7 +120,7 @@ elif what == "parts":
     from sessionfix.grid import Tempo
     from sessionfix.parts import PartsParams, analyse_part
     from sessionfix.session import read
-    tempo = Tempo(bpm=120.0, first_beat_s=0.0, meter=4, end_s=300.0)
+    tempo = Tempo.straight(bpm=120.0, first_beat_s=0.0, meter=4, end_s=300.0)
     for t in load_session(folder).tracks:
         analyse_part(read(t), sr=t.sr, track=t.name, a4_hz=440.0, tempo=tempo, params=PartsParams())
 elif what == "qc_track":

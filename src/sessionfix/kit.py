@@ -34,7 +34,7 @@ from .findings import Finding
 from .grid import Tempo, estimate_tempo, straight_grid
 from .lags import Consensus, LagParams, PairLags, weighted_median
 from .onsets import Hits, OnsetParams
-from .roles import KitLayout, Role
+from .roles import KitLayout, Role, is_underside
 
 PairState = Literal["coherent", "constant_offset", "partially_quantised"]
 NaturalBasis = Literal["unmoved_hits", "centred", "geometry", "none"]
@@ -87,6 +87,7 @@ class PairAnalysis:
     lags_ms: np.ndarray  # float, this pair's own measurement, NaN where unmeasured
     moves_ms: np.ndarray  # float, the close mic's move agreed by its references, NaN where unknown
     moved: np.ndarray  # bool: hits the edit moved (beyond the measurement's noise and MIN_MOVE)
+    repeated: np.ndarray  # bool: a stroke heard a second time (an edit's flam, bleed just before a stroke)
     confidence: np.ndarray  # float 0..1: how well the pair's template explains each hit
     natural_lag_ms: float | None
     natural_lag_basis: NaturalBasis
@@ -147,8 +148,8 @@ class _CloseMic:
     anchor: float  # samples: the shift of an unmoved hit, in the frame of its consensus
     basis: NaturalBasis
     moves: np.ndarray  # samples per hit (> 0 later than played), NaN unknown
-    moved: np.ndarray  # bool per hit: moved by the edit
-    strokes: np.ndarray  # bool per hit: moved, counting a stroke seen twice once
+    moved: np.ndarray  # bool per hit: moved by the edit, a stroke heard twice counted once
+    repeated: np.ndarray  # bool per hit: the other hearing of a stroke heard twice
     edited: bool
 
 
@@ -207,9 +208,9 @@ def _analyse_close(
     n_refs = len(agreed.references)
     min_move = max(params.noise_factor * _noise(agreed, sr), params.min_move_ms * 1e-3 * sr)
     moves = anchor - shifts
-    # a stroke seen twice (an edit's flam, bleed just before a stroke) keeps its moves on both hits (the
-    # planner follows the one on the grid) but counts once, as the better-explained hit
-    stroke = ~_seen_twice(hits.positions, moves, agreed.confidence, int(params.same_stroke_ms * 1e-3 * sr))
+    # a stroke heard twice (an edit's flam, bleed just before a stroke) is the better-explained of the two
+    repeated = _seen_twice(hits.positions, moves, agreed.confidence, int(params.same_stroke_ms * 1e-3 * sr))
+    stroke = ~repeated
     confirmed = (agreed.agreeing >= min(2, n_refs)) & ~np.isnan(moves)
     if basis == "unmoved_hits":
         moved = confirmed & (np.abs(np.nan_to_num(moves)) > min_move)
@@ -229,25 +230,33 @@ def _analyse_close(
         edited = towards >= params.toward_grid_share
     if not edited:
         moved = np.zeros(len(shifts), bool)
-    return _CloseMic(anchor=anchor, basis=basis, moves=moves, moved=moved, strokes=moved & stroke, edited=edited)
+    return _CloseMic(anchor=anchor, basis=basis, moves=moves, moved=moved & stroke, repeated=repeated, edited=edited)
 
 
 def _seen_twice(positions: np.ndarray, moves: np.ndarray, confidence: np.ndarray, window: int) -> np.ndarray:
-    """Hits that are another hit's stroke seen a second time: their played positions (position - move)
-    fall within `window` samples of a better-explained hit's. An edit's flam (the next attack replayed
-    ahead of its crossfade) and bleed a few ms before a stroke are such hits; the matching finds the real
-    stroke in the references, and its move would be counted twice."""
+    """Hits that hear another hit's stroke a second time: their played positions (position - move) fall
+    within `window` samples of each other; all but one of each such group are marked.
+
+    The stroke is the latest hearing, unless it is explained less than half as well as an earlier one. An
+    edit's flam is the original attack replayed by the run-on before the region moved later, and bleed
+    comes just before a stroke: in both the stroke itself is the later one (a ring after a stroke is
+    masked by the onset detection, and is explained far worse than the stroke).
+    """
     played = positions - moves
-    order = np.argsort(-np.nan_to_num(confidence))  # the best-explained hit of a stroke keeps it
-    taken: list[float] = []
+    known = np.flatnonzero(~np.isnan(played))
+    order = known[np.argsort(played[known], kind="stable")]
     twice = np.zeros(len(positions), bool)
-    for i in order:
-        if np.isnan(played[i]):
+    start = 0
+    for end in range(1, len(order) + 1):
+        if end < len(order) and played[order[end]] - played[order[start]] < window:
             continue
-        if any(abs(played[i] - t) < window for t in taken):
-            twice[i] = True
-        else:
-            taken.append(float(played[i]))
+        group = order[start:end]
+        if len(group) > 1:
+            best = float(np.nanmax(confidence[group]))
+            eligible = [i for i in group if confidence[i] >= 0.5 * best]
+            stroke = max(eligible, key=lambda i: positions[i])
+            twice[[i for i in group if i != stroke]] = True
+        start = end
     return twice
 
 
@@ -352,6 +361,7 @@ def analyse_kit(
                     lags_ms=lags_ms,
                     moves_ms=mic.moves * ms,
                     moved=mic.moved,
+                    repeated=mic.repeated,
                     confidence=p.confidence,
                     natural_lag_ms=natural,
                     natural_lag_basis=mic.basis,
@@ -384,8 +394,8 @@ def _from_sibling(
 ) -> tuple[float, NaturalBasis]:
     """The anchor of a close mic whose every hit moved, tied to a sibling on the same drum (Snare Top and
     Bottom): an edit moves both by the same amount hit by hit, so their anchors differ by the difference of
-    their shifts on the same hits. The sibling whose unmoved hits fix its anchor leads; else the one whose
-    references agree best on the geometric guess (a bottom or inside mic fits the kit's geometry worst)."""
+    their shifts on the same hits. The sibling whose unmoved hits fix its anchor leads; else a mic on top of
+    the drum (like the other close mics, unlike one under it) whose references agree best on the guess."""
     group = next((g for g in layout.siblings if name in g), ())
     others = [o for o in group if o != name and o in agreed]
     measured = [o for o in others if o in decided and decided[o].basis == "unmoved_hits"]
@@ -393,10 +403,14 @@ def _from_sibling(
         lead = measured[0]
         lead_anchor, lead_basis = decided[lead].anchor, decided[lead].basis
     else:
-        candidates = [o for o in others if o in guesses and guesses[o][2] < guesses[name][2]]
+        # a mic under its drum is never the lead: its lags are unlike every other mic's
+        def fit(o: str) -> tuple[bool, float]:
+            return is_underside(o), guesses[o][2]
+
+        candidates = [o for o in others if o in guesses and fit(o) < fit(name)]
         if not candidates:
             return anchor, basis
-        lead = min(candidates, key=lambda o: guesses[o][2])
+        lead = min(candidates, key=fit)
         lead_anchor, lead_basis = guesses[lead][0], guesses[lead][1]
     # the same strokes on both mics: the nearest hit of the lead within 6 ms (a bottom mic hears it ~1.6 ms later)
     mine, theirs = hits[name].positions, hits[lead].positions
@@ -451,7 +465,7 @@ def kit_tempo(hits: dict[str, Hits], roles: dict[str, Role], *, sr: int, end_s: 
 def _count_moved(hits: dict[str, Hits], decided: dict[str, _CloseMic], sr: int) -> int:
     """Distinct hits moved on the edited close mics (a kick and a snare hit count as two; one hit seen on
     Snare Top and Snare Bottom as one)."""
-    times = np.concatenate([hits[n].positions[m.strokes] for n, m in decided.items() if m.edited] or [np.zeros(0)])
+    times = np.concatenate([hits[n].positions[m.moved] for n, m in decided.items() if m.edited] or [np.zeros(0)])
     if not len(times):
         return 0
     ordered = np.unique(times)
@@ -469,9 +483,9 @@ def _edit_findings(
     for track in edited:
         mic = decided[track]
         own = [p for p in pairs if p.close == track]
-        positions = own[0].positions[mic.strokes]
-        moves_ms = mic.moves[mic.strokes] * 1e3 / sr
-        n = int(mic.strokes.sum())
+        positions = own[0].positions[mic.moved]
+        moves_ms = mic.moves[mic.moved] * 1e3 / sr
+        n = int(mic.moved.sum())
         instrument = own[0].instrument
         typical = float(np.median(np.abs(moves_ms)))
         out.append(

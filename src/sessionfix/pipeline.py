@@ -66,7 +66,7 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
     layout = kit_layout(roles, pairs=config.pairs)
     qc = check_session(session, layout=layout, params=config.qc, progress=progress)
     usable = usable_tracks(session, qc)
-    kit = _analyse_kit(session, layout.only(usable), roles, KitParams(), progress)
+    kit = analyse_kit_stage(session, layout.only(usable), roles, KitParams(), progress)
     parts_params = PartsParams()
     pitched = [t for t in session.tracks if t.name in usable and roles[t.name] in PITCHED_ROLES]
     part_list = []
@@ -91,8 +91,8 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
     )
 
 
-def _analyse_kit(
-    session: Session, layout: KitLayout, roles: dict[str, Role], params: KitParams, progress: Progress
+def analyse_kit_stage(
+    session: Session, layout: KitLayout, roles: dict[str, Role], params: KitParams, progress: Progress = quiet
 ) -> KitAnalysis:
     """Hits on the close mics, per-hit lags against every reference, the tempo grid, then the verdicts."""
     sr = session.sr or 0

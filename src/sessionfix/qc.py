@@ -20,7 +20,7 @@ from scipy.signal import find_peaks
 
 from .findings import Finding
 from .progress import Progress, quiet
-from .roles import KitLayout, normalise_name
+from .roles import KitLayout, is_underside
 from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read_windows
 
 T = TypeVar("T")
@@ -356,7 +356,6 @@ def polarity_votes(
     return votes
 
 
-_FLIP_WORDS = ("bottom", "btm", "bot", "under", "bttm", "b")
 
 
 def _polarity_findings(
@@ -388,7 +387,7 @@ def _polarity_findings(
                 continue
             # Flip the one that disagrees with the overheads; failing that, the bottom/under mic.
             flip = _odd_one_out(session, anchor, other, hits, layout, params) or next(
-                (n for n in (other, anchor) if set(normalise_name(n).split()) & set(_FLIP_WORDS)), other
+                (n for n in (other, anchor) if is_underside(n)), other
             )
             keep = anchor if flip == other else other
             out.append(

@@ -75,6 +75,14 @@ def normalise_name(name: str) -> str:
     return " ".join(words)
 
 
+UNDERSIDE_WORDS = ("bottom", "btm", "bot", "under", "bttm", "b")  # a mic under a drum: Snare Bottom, Sn B
+
+
+def is_underside(name: str) -> bool:
+    """Does the name say the mic is under its drum (Snare Bottom, SN Btm)?"""
+    return bool(set(normalise_name(name).split()) & set(UNDERSIDE_WORDS))
+
+
 def role_from_name(name: str) -> Role:
     """The role a track's name implies; "other" when the name says nothing we know."""
     words = normalise_name(name)
