@@ -12,11 +12,12 @@ Conventions
     three hits or more, accepted only when it is far denser than the moved hits around it would make by
     chance (a Poisson tail test), so it holds at any share of unmoved hits.
   * A hit is moved when its shift leaves the anchor by more than the measurement's own noise allows (the
-    references' disagreement) and its references agree on it. A close mic is edited when any hit moved;
-    with four or more moved hits they must mostly have moved towards the tempo grid, as a quantise does.
-  * Where every hit moved (a 100% quantise), nothing in the audio fixes the natural lag: the drummer is
-    assumed centred on the beat (`natural_lag_basis = "centred"`), within what each reference's distance
-    allows (`"geometry"` when that bound decides).
+    references' disagreement) and its references agree on it. A close mic is edited when any hit moved
+    and the moved hits mostly moved at least halfway towards the grid, as a quantise does (an edit of
+    three hits or fewer must also move them 1 ms or more, seen by nearly every reference).
+  * Where every hit moved (a 100% quantise), nothing in the audio fixes the natural lag: each reference's
+    lag is taken from the close mics that were not edited (else a nominal overhead's), within what each
+    reference's distance allows (`natural_lag_basis = "geometry"`); siblings on one drum share it.
   * The natural lag of a pair is where its direct sound arrives. Farther than a reference's distance
     allows is a delayed reference; a close mic heard after an overhead is a delayed close mic. Both are
     `mic_delay` findings, never `coherent`.
@@ -37,7 +38,7 @@ from .onsets import Hits, OnsetParams
 from .roles import KitLayout, Role, is_underside
 
 PairState = Literal["coherent", "constant_offset", "partially_quantised"]
-NaturalBasis = Literal["unmoved_hits", "centred", "geometry", "none"]
+NaturalBasis = Literal["unmoved_hits", "geometry", "none"]
 
 # Farthest a reference of each role can plausibly be from the kit, as a lag in ms; more is a routing or
 # latency fault. 8 ms is 2.7 m of air: an overhead higher than any ceiling allows.
@@ -345,9 +346,10 @@ def analyse_kit(
             natural = None if mic.basis == "none" else (p.direct_lag + offset + mic.anchor) * ms
             if int(np.sum(~np.isnan(lags_ms))) < params.min_hits:
                 natural = None  # too few hits to know where the direct sound is
-            elif natural is not None and -EARLY_TOLERANCE_MS <= natural < 0:
-                # within the direct-path measurement's error of 0: the sound cannot reach the reference
-                # before it reached the close mic, so the lags are read from 0
+            elif natural is not None and natural < 0 and (mic.basis == "geometry" or natural >= -EARLY_TOLERANCE_MS):
+                # The sound cannot reach the reference before it reached the close mic: a measured lag
+                # within the direct-path measurement's error of 0, or an assumed one (every hit moved; a
+                # sibling's geometry carried over), is read from 0 (the lags with it; the moves are the same)
                 lags_ms, natural = lags_ms - natural, 0.0
             state: PairState = "partially_quantised" if mic.edited else "coherent"
             if natural is not None and not mic.edited and _implausible(natural, roles[reference]):

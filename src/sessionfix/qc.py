@@ -356,8 +356,6 @@ def polarity_votes(
     return votes
 
 
-
-
 def _polarity_findings(
     session: Session, layout: KitLayout, stats: dict[str, TrackStats], params: QcParams
 ) -> list[Finding]:

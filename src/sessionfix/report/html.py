@@ -190,7 +190,7 @@ def _pair_chart(pair: PairAnalysis, scan: Scan) -> str:
         height=160.0,
     )
     if pair.natural_lag_ms is not None:
-        assumed = " (assumed)" if pair.natural_lag_basis == "centred" else ""
+        assumed = " (assumed)" if pair.natural_lag_basis == "geometry" else ""
         chart.hline(pair.natural_lag_ms, "natural", f"natural {pair.natural_lag_ms:.2f} ms{assumed}")
     moves = pair.moves_ms
     moved = measured & pair.moved
@@ -222,7 +222,7 @@ def _kit_section(scan: Scan) -> str:
     rows = []
     for p in pairs:
         natural = "-" if p.natural_lag_ms is None else f"{p.natural_lag_ms:.3f}"
-        if p.natural_lag_basis == "centred" and p.state == "partially_quantised":
+        if p.natural_lag_basis == "geometry" and p.state == "partially_quantised":
             natural += "*"
         spread = "-" if p.spread_ms is None else f"{p.spread_ms:.3f}"
         rows.append(
@@ -235,10 +235,10 @@ def _kit_section(scan: Scan) -> str:
         "<th class=num>spread ms</th><th class=num>hits</th></tr>"
     )
     note = ""
-    if any(p.natural_lag_basis == "centred" and p.state == "partially_quantised" for p in pairs):
+    if any(p.natural_lag_basis == "geometry" and p.state == "partially_quantised" for p in pairs):
         note = (
             '<p class="note">* Every hit was moved on this close mic, so its natural lag cannot be measured; it is '
-            "assumed from the drummer being centred on the beat.</p>"
+            "assumed from the distances of the kit mics that were not edited.</p>"
         )
     charts = "".join(_pair_chart(p, scan) for p in pairs)
     return (

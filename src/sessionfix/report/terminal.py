@@ -59,7 +59,7 @@ def kit_table(scan: Scan) -> RenderableType:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     style = {"coherent": "green", "constant_offset": "yellow", "partially_quantised": "bold red"}
     for p in pairs:
-        assumed = p.natural_lag_basis == "centred" and p.state == "partially_quantised"
+        assumed = p.natural_lag_basis == "geometry" and p.state == "partially_quantised"
         natural = "-" if p.natural_lag_ms is None else f"{p.natural_lag_ms:.2f}" + ("*" if assumed else "")
         spread = "-" if p.spread_ms is None else f"{p.spread_ms:.2f}"
         table.add_row(
@@ -69,8 +69,8 @@ def kit_table(scan: Scan) -> RenderableType:
             spread,
             f"{int(p.measured.sum())}/{len(p.lags_ms)}",
         )
-    if any(p.natural_lag_basis == "centred" and p.state == "partially_quantised" for p in pairs):
-        table.caption = "* every hit was moved: natural lag assumed from the drummer being centred on the beat"
+    if any(p.natural_lag_basis == "geometry" and p.state == "partially_quantised" for p in pairs):
+        table.caption = "* every hit was moved: natural lag assumed from the distances of the unedited mics"
     return table
 
 
