@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy.stats import poisson
+from scipy.special import pdtrc
 
 from .findings import Finding
 from .grid import Tempo, estimate_tempo, straight_grid
@@ -135,7 +135,7 @@ def _anchor(shifts: np.ndarray, *, half_widths: tuple[float, ...], params: KitPa
         reach = 20 * half_width
         local = np.sum(np.abs(outside - centre) <= reach) * (2 * half_width) / (2 * reach)
         overall = len(outside) * (2 * half_width) / max(4 * (_robust_spread(outside) or 0.0), 2 * half_width)
-        p = poisson.sf(k - 1, max(local, overall, 1e-3)) * n * len(half_widths)
+        p = pdtrc(k - 1, max(local, overall, 1e-3)) * n * len(half_widths)  # P(Poisson >= k)
         if p < best_p:
             best_p, best_centre = p, centre
     return best_centre if best_p <= params.cluster_p else None

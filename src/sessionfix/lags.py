@@ -67,12 +67,15 @@ LAG_SETTINGS: dict[str, LagSetting] = {
     "hihat": LagSetting(band=(3000.0, 16000.0), onset_band=(3000.0, 16000.0), post_ms=35.0),
     "cymbal": LagSetting(band=(2000.0, 16000.0), onset_band=(2000.0, 16000.0), post_ms=35.0),
 }
-ITERATIONS = 4  # template re-estimates; the shifts settle after two or three
+MEASURED_ROLES = ("kick", "snare", "tom")  # close mics whose hits are placed against the references
+ITERATIONS = 3  # template estimates: the shifts settle after two (moved hits sharpen the second)
+TEMPLATE_HITS = 128  # hits a template is learnt from
 # The direct sound "arrives" where the hits' median envelope first rises ONSET_FRACTION of the way to its
 # peak, on its rise to the first arrival that reaches STRONG_FRACTION, after its last QUIET_FRACTION value.
 # On real kits (16-mic recordings, kick/snare/tom x overheads/rooms) this is within 0.3 ms of the
 # isolated samples' direct-path delay in most pairs, 1.3 ms at worst (a soft kick in an overhead).
 ONSET_FRACTION, STRONG_FRACTION, QUIET_FRACTION = 0.2, 0.3, 0.05
+DIRECT_HITS = 64  # hits whose envelopes place the direct sound (every k-th one of a longer song)
 COHERENCE_SMOOTH_HZ = 50.0  # bins averaged when weighting by coherence: ~40 hits give a noisy estimate
 
 
@@ -156,18 +159,16 @@ class PairLags:
         return ~np.isnan(self.shifts)
 
 
-def _energy(spectrum: np.ndarray, n_fft: int) -> np.ndarray:
-    """Sum of squares of the real signals whose rfft rows are `spectrum` (Parseval)."""
-    power = np.abs(spectrum) ** 2
-    total = 2 * power.sum(axis=1) - power[:, 0] - (power[:, -1] if n_fft % 2 == 0 else 0)
-    return np.maximum(total / n_fft, 0.0)
-
-
 def weighted_median(x: np.ndarray, w: np.ndarray) -> float:
     """The value below which half the total weight lies."""
     order = np.argsort(x)
     cumulative = np.cumsum(w[order])
     return float(x[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def pair_fft_size(close: np.ndarray, reference: np.ndarray, max_shift: int) -> int:
+    """The FFT length that holds a pair's correlation over every shift without wrapping round."""
+    return sp_fft.next_fast_len(reference.shape[1] + close.shape[1] + max_shift, real=True)
 
 
 def track_pair(
@@ -180,6 +181,7 @@ def track_pair(
     min_lag: int,
     max_shift: int,
     min_confidence: float,
+    close_spectrum: np.ndarray | None = None,
 ) -> PairLags:
     """Per-hit shifts of one pair against its relative transfer function, and the template's direct lag.
 
@@ -187,45 +189,70 @@ def track_pair(
     reference : [shape=(hits, m + L)] reference windows starting `min_lag` samples after the close ones.
     close_onsets : [shape=(hits, k)] the close mic from ONSET_PRE_MS before each attack, untapered.
     max_shift : samples; the farthest a hit may sit from the template (an edit's largest move).
+    close_spectrum : the rfft of `close` at pair_fft_size(...), when the caller has it (one close mic
+    against several references).
     """
     n_hits, m = close.shape
     if n_hits == 0:
         empty = np.zeros(0)
         return PairLags(empty, empty, float("nan"), np.zeros((0, 2 * max_shift + 1), np.float32))
-    n_fft = sp_fft.next_fast_len(reference.shape[1] + m + max_shift, real=True)
+    n_fft = pair_fft_size(close, reference, max_shift)
     mask = band_mask(n_fft, sr, setting.band)
-    c_spec = sp_fft.rfft(close.astype(np.float32), n_fft, axis=1) * mask
-    r_spec = sp_fft.rfft(reference.astype(np.float32), n_fft, axis=1) * mask
+    # only the band's bins carry anything: every spectral product is taken there (a kick's band is 2 %
+    # of the spectrum)
+    inside = np.flatnonzero(mask > 0)
+    lo, hi = int(inside[0]), int(inside[-1]) + 1
+    if close_spectrum is None:
+        close_spectrum = sp_fft.rfft(np.asarray(close, np.float32), n_fft, axis=1)
+    c_spec = close_spectrum[:, lo:hi] * mask[lo:hi]
+    r_spec = sp_fft.rfft(np.asarray(reference, np.float32), n_fft, axis=1)[:, lo:hi] * mask[lo:hi]
     cross = r_spec * np.conj(c_spec)
     c_power, r_power = np.abs(c_spec) ** 2, np.abs(r_spec) ** 2
-    r_energy = _energy(r_spec, n_fft)
-    omega = (2 * np.pi * np.arange(cross.shape[1]) / n_fft).astype(np.float32)
+    # Parseval on the half spectrum: bins other than DC and Nyquist stand for two
+    twice = np.where((np.arange(lo, hi) == 0) | (np.arange(lo, hi) == n_fft // 2), 1.0, 2.0).astype(np.float32)
+    r_energy = (r_power @ twice) / n_fft
+    omega = (2 * np.pi * np.arange(lo, hi) / n_fft).astype(np.float32)
     smooth = max(1, int(round(COHERENCE_SMOOTH_HZ * n_fft / sr)))
     columns = np.concatenate((np.arange(n_fft - max_shift, n_fft), np.arange(max_shift + 1)))  # shifts -S..S
 
-    shifts = np.zeros(n_hits)
-    weights = np.ones(n_hits)
+    def match(rows: np.ndarray, template: np.ndarray) -> np.ndarray:
+        """Normalised match of the hits `rows` against `template` at every shift -S..S (float32)."""
+        spectrum = np.zeros((len(rows), n_fft // 2 + 1), np.complex64)
+        spectrum[:, lo:hi] = cross[rows] * np.conj(template)[None, :]
+        raw = sp_fft.irfft(spectrum, n_fft, axis=1)[:, columns]
+        norm = np.sqrt((c_power[rows] @ (np.abs(template) ** 2 * twice)) / n_fft * r_energy[rows])
+        return np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=norm[:, None] > 0)
+
+    # The template is learnt from up to TEMPLATE_HITS hits spread over the song (a long song adds nothing
+    # but time); every hit is then matched against the last template.
+    learn = np.arange(0, n_hits, int(np.ceil(n_hits / TEMPLATE_HITS)))
+    shifts = np.zeros(len(learn))
+    weights = np.ones(len(learn))
     for iteration in range(ITERATIONS):
-        aligned = cross * np.exp(1j * omega[None, :] * shifts[:, None].astype(np.float32))
+        aligned = cross[learn]
+        if iteration:
+            aligned = aligned * np.exp(1j * omega[None, :] * shifts[:, None].astype(np.float32))
         numerator = weights @ aligned
-        denominator = weights @ c_power + 1e-30
+        denominator = weights @ c_power[learn] + 1e-30
         # magnitude-squared coherence across hits, less its bias for this many hits, smoothed
         effective = weights.sum() ** 2 / max(float(weights @ weights), 1e-12)
-        coherence = np.abs(numerator) ** 2 / (denominator * (weights @ r_power) + 1e-30)
+        coherence = np.abs(numerator) ** 2 / (denominator * (weights @ r_power[learn]) + 1e-30)
         coherence = np.clip((coherence - 1 / effective) / max(1 - 1 / effective, 1e-6), 0.0, 1.0)
         coherence = np.convolve(coherence, np.ones(smooth) / smooth, mode="same")
         template = numerator / denominator * coherence**2
-        match = sp_fft.irfft(cross * np.conj(template)[None, :], n_fft, axis=1)[:, columns]
-        predicted_energy = _energy(c_spec * template[None, :], n_fft)
-        norm = np.sqrt(predicted_energy * r_energy)
-        scores = np.divide(match, norm[:, None], out=np.zeros_like(match), where=norm[:, None] > 0)
-        peaks = np.argmax(scores, axis=1)
-        confidence = np.clip(scores[np.arange(n_hits), peaks], 0.0, 1.0)
-        shifts = refine_peaks(scores, peaks) - max_shift  # in this template's frame, as `scores` are
-        weights = confidence**2
-        if iteration == ITERATIONS - 1 or weights.sum() <= 0:
+        if iteration == ITERATIONS - 1:
             break
+        scores = match(learn, template)
+        peaks = np.argmax(scores, axis=1)
+        weights = np.clip(scores[np.arange(len(learn)), peaks], 0.0, 1.0) ** 2
+        if weights.sum() <= 0:
+            break
+        shifts = refine_peaks(scores, peaks) - max_shift
         shifts = shifts - weighted_median(shifts, weights)  # the next template sits where most hits are
+    scores = match(np.arange(n_hits), template)
+    peaks = np.argmax(scores, axis=1)
+    confidence = np.clip(scores[np.arange(n_hits), peaks], 0.0, 1.0)
+    shifts = refine_peaks(scores, peaks) - max_shift  # in the last template's frame, as `scores` are
     direct = _direct_lag(close_onsets, reference, shifts, confidence >= min_confidence, sr=sr, setting=setting)
     measured = confidence >= min_confidence
     return PairLags(
@@ -256,6 +283,8 @@ def _direct_lag(
     """
     if use.sum() < 3:
         use = np.ones(len(shifts), bool)
+    if use.sum() > DIRECT_HITS:  # a median over this many hits is settled; more only costs filtering
+        use &= np.arange(len(use)) % int(np.ceil(use.sum() / DIRECT_HITS)) == 0
     sos = butter(2, [setting.onset_band[0], min(setting.onset_band[1], 0.45 * sr)], btype="band", fs=sr, output="sos")
     width = reference.shape[1]
     # undo each hit's shift (whole samples are ample for an envelope), zero where the window ends
@@ -317,6 +346,17 @@ class Consensus:
     noise: float
 
 
+def _column_weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per column, the value below which half the column's weight lies; NaN for a column without weight."""
+    order = np.argsort(np.where(np.isnan(values), np.inf, values), axis=0)
+    ordered = np.take_along_axis(values, order, axis=0)
+    cumulative = np.cumsum(np.take_along_axis(weights, order, axis=0), axis=0)
+    total = cumulative[-1]
+    row = np.argmax(cumulative >= 0.5 * total[None, :], axis=0)
+    out = ordered[row, np.arange(values.shape[1])]
+    return np.where(total > 0, out, np.nan)
+
+
 def consensus(by_reference: dict[str, PairLags], *, min_confidence: float, lobe: int) -> Consensus:
     """Combine the references of one close mic hit by hit.
 
@@ -359,9 +399,7 @@ def consensus(by_reference: dict[str, PairLags], *, min_confidence: float, lobe:
     in_lead = pair_shifts - offsets[:, None]
     agreeing = np.sum(~np.isnan(in_lead), axis=0)
     weights = np.where(np.isnan(in_lead), 0.0, np.stack([p.confidence for p in pairs]))
-    shift = np.full(n_hits, np.nan)
-    for i in np.flatnonzero(agreeing):
-        shift[i] = weighted_median(np.nan_to_num(in_lead[:, i]), weights[:, i])
+    shift = _column_weighted_median(in_lead, weights)
     residual = in_lead - shift[None, :]
     multi = (agreeing >= 2)[None, :] & ~np.isnan(residual)
     noise = float(1.4826 * np.median(np.abs(residual[multi]))) if multi.sum() >= 6 else float("nan")
@@ -407,7 +445,9 @@ def measure_kit(
     pre, onset_pre = int(PRE_MS * 1e-3 * sr), int(ONSET_PRE_MS * 1e-3 * sr)
     min_lag, max_lag = int(params.min_lag_ms * 1e-3 * sr), int(params.max_lag_ms * 1e-3 * sr)
     max_shift = int(params.max_move_ms * 1e-3 * sr)
-    closes = [c for c in layout.close if c in hits and len(hits[c])]
+    # a hi-hat or cymbal radiates differently towards every mic: on real kits the two hear ~0.1-0.2 of
+    # each other's signal, so their hits cannot be placed (they are still moved with the kit by align)
+    closes = [c for c in layout.close if c in hits and len(hits[c]) and roles[c] in MEASURED_ROLES]
     settings = {c: LAG_SETTINGS.get(roles[c], LAG_SETTINGS["snare"]) for c in closes}
     posts = {c: int(settings[c].post_ms * 1e-3 * sr) for c in closes}
     close_windows, close_onsets = {}, {}
@@ -429,12 +469,18 @@ def measure_kit(
     lags: dict[tuple[str, str], PairLags] = {}
     agreed: dict[str, Consensus] = {}
     pairs = [p for p in layout.pairs if (p.close, p.reference) in reference_windows]
+    spectra: dict[str, np.ndarray] = {}  # each close mic's windows transformed once for all its references
     for i, pair in enumerate(pairs):
         progress("Measuring per-hit lags", i, len(pairs))
+        windows = reference_windows.pop((pair.close, pair.reference))
+        if pair.close not in spectra:
+            size = pair_fft_size(close_windows[pair.close], windows, max_shift)
+            spectra = {pair.close: sp_fft.rfft(close_windows[pair.close], size, axis=1)}
         lags[(pair.close, pair.reference)] = track_pair(
             close_windows[pair.close],
-            reference_windows.pop((pair.close, pair.reference)),
+            windows,
             close_onsets=close_onsets[pair.close],
+            close_spectrum=spectra[pair.close],
             sr=sr,
             setting=settings[pair.close],
             min_lag=min_lag,

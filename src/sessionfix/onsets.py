@@ -245,23 +245,28 @@ def _masked(
     stroke = click_rise >= SWELL_CLICK_RISE_DB
     masked = np.zeros(len(frames), bool)
     window = int(max(mask_ms, SWELL_WINDOW_MS) / params.hop_ms)
-    for i, f in enumerate(frames):
-        earlier = np.arange(np.searchsorted(frames, f - window), i)
-        since_ms = (f - frames[earlier]) * params.hop_ms
-        ringing = (since_ms < mask_ms) & (peak_level[earlier] > peak_level[i] + mask_db)
+    first = np.searchsorted(frames, frames - window)  # the earliest candidate within the window before each
+    index = np.arange(len(frames))
+    for back in range(1, int((index - first).max(initial=0)) + 1):  # each earlier candidate in turn, all at once
+        i = index[index - back >= first]
+        j = i - back
+        since_ms = (frames[i] - frames[j]) * params.hop_ms
+        ringing = (since_ms < mask_ms) & (peak_level[j] > peak_level[i] + mask_db)
         swell = (
             (since_ms < min(mask_ms, SWELL_WINDOW_MS))
-            & (onset_level[earlier] > onset_level[i] + SWELL_QUIETER_DB)
-            & (peak_level[earlier] >= peak_level[i])
+            & (onset_level[j] > onset_level[i] + SWELL_QUIETER_DB)
+            & (peak_level[j] >= peak_level[i])
             & ~stroke[i]
         )
-        masked[i] = bool(np.any(ringing | swell))
+        masked[i[ringing | swell]] = True
     # ...and some samples lead into the stroke with a soft, click-less rise a few ms before it
     lead = int(SWELL_LEAD_MS / params.hop_ms)
-    for soft in np.flatnonzero(~stroke):
-        ahead = np.arange(soft + 1, np.searchsorted(frames, frames[soft] + lead, side="right"))
-        if np.any(stroke[ahead] & (onset_level[ahead] > onset_level[soft] + SWELL_QUIETER_DB)):
-            masked[soft] = True
+    last = np.searchsorted(frames, frames + lead, side="right") - 1  # the latest candidate within the lead
+    for ahead in range(1, int((last - index).max(initial=0)) + 1):
+        i = index[(index + ahead <= last) & ~stroke]
+        j = i + ahead
+        leads = stroke[j] & (onset_level[j] > onset_level[i] + SWELL_QUIETER_DB)
+        masked[i[leads]] = True
     return masked
 
 
@@ -272,7 +277,8 @@ def attribute_bleed(
 
     When two close mics on different drums both have a hit within `window_ms`, each hit's level is
     compared with its own mic's loud hits (98th percentile); the mic on which the event is
-    relatively quieter by more than `margin_db` heard bleed, and loses the hit.
+    relatively quieter by more than `margin_db` heard bleed, and loses the hit. A mic whose hits mostly
+    follow another drum's by one fixed delay loses those (`_echoes`).
     """
     window = int(window_ms * 1e-3 * sr)
     typical = {name: float(np.percentile(h.levels_db, 98)) if len(h) else 0.0 for name, h in hits.items()}
@@ -291,7 +297,38 @@ def attribute_bleed(
                         relative_b = hits[b].levels_db[j] - typical[b]
                         if relative_a < relative_b - margin_db:
                             keep[a][i] = False
+    for a in names:  # ...then, among the hits left, the ones that echo another drum's
+        for b in names:
+            if a != b and drum_of[a] != drum_of[b]:
+                left = np.flatnonzero(keep[a])
+                keep[a][left[_echoes(hits[a].positions[left], hits[b].positions[keep[b]], sr=sr)]] = False
     return {name: Hits(name, h.positions[keep[name]], h.levels_db[keep[name]]) for name, h in hits.items()}
+
+
+ECHO_MAX_MS = 80.0  # another drum's stroke can set a mic's drum ringing, or reach it late, this long after
+ECHO_SHARE = 0.5  # ...and when this share of a mic's hits follow another mic's by one delay, they are its
+
+
+def _echoes(positions: np.ndarray, others: np.ndarray, *, sr: int) -> np.ndarray:
+    """Hits of one mic that follow another drum's hits by one fixed delay (within 1.5 ms): most of them do
+    only when that drum sets this one ringing or its bleed rises late in this mic's band. A mic's own
+    strokes follow another drum's at whatever delay the groove gives."""
+    out = np.zeros(len(positions), bool)
+    if len(positions) < 8 or not len(others):
+        return out
+    j = np.searchsorted(others, positions) - 1
+    delay = np.where(j >= 0, positions - others[np.maximum(j, 0)], -1)
+    near = (delay > 0) & (delay <= ECHO_MAX_MS * 1e-3 * sr)
+    if near.sum() < ECHO_SHARE * len(positions):
+        return out
+    width = int(0.0015 * sr)
+    ordered = np.sort(delay[near])
+    counts = np.searchsorted(ordered, ordered + 2 * width, side="right") - np.arange(len(ordered))
+    best = int(np.argmax(counts))
+    if counts[best] < ECHO_SHARE * len(positions):
+        return out
+    centre = float(np.median(ordered[best : best + counts[best]]))
+    return near & (np.abs(delay - centre) <= width)
 
 
 def detect_kit_hits(
