@@ -86,7 +86,7 @@ def test_empty_folder_and_bad_config_exit_2(tmp_path: Path, capsys: pytest.Captu
     sf.write(tmp_path / "Kick.wav", np.zeros(100) + 0.1, 48000)
     (tmp_path / "sessionfix.toml").write_text("[qc]\nclip_run_samples = 'many'\n")
     code, _, err = run(["scan", str(tmp_path)], capsys)
-    assert code == 2 and "clip_run_samples must be a number" in err
+    assert code == 2 and "qc.clip_run_samples = 'many': should be a valid integer" in err
     (tmp_path / "sessionfix.toml").write_text("[roles]\n'Kick.wav' = 'cowbell'\n")
     code, _, err = run(["scan", str(tmp_path)], capsys)
     assert code == 2 and "cowbell" in err

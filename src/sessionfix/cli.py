@@ -7,6 +7,7 @@ it; 2 the job could not be done (bad arguments, unreadable session), with one li
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from .errors import OutputError, SessionError
 from .findings import at_or_above
+from .session import printable
 
 if TYPE_CHECKING:
     from .effort import Quote
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from .realign import EditPlan
 
 EXIT_OK, EXIT_FINDINGS, EXIT_FAILED = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C (128 + SIGINT)
 # Typer vendors click in new releases and re-exports it in old ones; its public BadParameter derives
 # from the usage-error base class either way.
 UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -82,7 +85,7 @@ class ProgressBars:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=_console(stderr=True),
             transient=True,
             disable=not show,
         )
@@ -168,6 +171,8 @@ def scan_command(
     """
     if html_out == "-":
         raise typer.BadParameter("the HTML report goes to a file or folder, not stdout", param_hint="--html")
+    if rate is not None and not math.isfinite(rate):
+        raise typer.BadParameter(f"{rate} is not an hourly rate; give a number such as 60", param_hint="--rate")
     if quiet and verbose:
         raise typer.BadParameter("--quiet and --verbose contradict each other", param_hint="--quiet")
     json_paths = _report_paths(sessions, json_out, ".json")
@@ -182,15 +187,15 @@ def scan_command(
                 session, json_path, html_path, json_out == "-", stdout_indent, rate, currency, show_progress
             )
         except SessionError as exc:
-            sys.stderr.write(f"sessionfix: {exc}\n" if len(sessions) == 1 else f"sessionfix: {session}: {exc}\n")
-            outcomes.append((str(session), None, EXIT_FAILED))
+            _fail(str(exc) if len(sessions) == 1 else f"{session}: {exc}")
+            outcomes.append((printable(str(session)), None, EXIT_FAILED))
             continue
         code = EXIT_FINDINGS if at_or_above(result.findings, fail_on.value) else EXIT_OK
-        outcomes.append((str(session), result, code))
+        outcomes.append((printable(str(session)), result, code))
         if to_terminal:
             _print_scan(result, price, verbose, seconds, header=len(sessions) > 1)
     if to_terminal and len(sessions) > 1:
-        Console(highlight=False).print(_sessions_table(outcomes))
+        _console().print(_sessions_table(outcomes))
     raise typer.Exit(max(code for _, _, code in outcomes))
 
 
@@ -236,9 +241,9 @@ def _print_scan(result: Scan, price: Quote | None, verbose: bool, seconds: dict[
 
     from .report.terminal import qc_table, terminal_report
 
-    console = Console(highlight=False)
+    console = _console()
     if header:
-        console.print(Rule(str(result.session.path), align="left"))
+        console.print(Rule(printable(str(result.session.path)), align="left"))
     console.print(terminal_report(result, price))
     if verbose:
         console.print(qc_table(result))
@@ -314,7 +319,7 @@ def align_command(
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
     with ProgressBars(show=show_progress) as bars:
         result = align(session, out, follow=follow.value, dry_run=dry_run, force=force, progress=bars)
-    console = Console(highlight=False, quiet=quiet)
+    console = _console(quiet=quiet)
     console.print(_plan_summary(result.before, result.plan))
     if dry_run or verbose:
         for line in _plan_lines(result.before, result.plan):
@@ -383,8 +388,13 @@ def _coherence_table(before: Scan, after: Scan) -> Table:
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"sessionfix: {message}\n")
+    sys.stderr.write(f"sessionfix: {printable(message)}\n")
     return EXIT_FAILED
+
+
+def _console(**options: Any) -> Console:
+    """A console that prints session names as text: no markup, emoji codes or highlighting from them."""
+    return Console(highlight=False, markup=False, emoji=False, **options)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -400,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         hint = f"; see '{ctx.command_path} --help'" if ctx else ""
         return _fail(f"{exc.format_message().rstrip('.')}{hint}")  # type: ignore[attr-defined]
     except (typer.Abort, KeyboardInterrupt):
-        return _fail("interrupted")
+        _fail("interrupted; no output was left half-written")
+        return EXIT_INTERRUPTED
     except SessionError as exc:
         return _fail(str(exc))
     except BrokenPipeError:

@@ -34,6 +34,8 @@ RATES: dict[str, Rate] = {
     "dual_mono": Rate(1.0, "track", "split to mono"),
     "duplicate": Rate(3.0, "track", "work out which file is wrong, ask the client"),
     "unreadable": Rate(10.0, "track", "ask for a re-export, wait, re-import"),
+    "invalid_samples": Rate(10.0, "track", "ask for a re-export, wait, re-import"),
+    "track_offset": Rate(5.0, "track", "slide the track, check it against the kit"),
     "unsupported": Rate(0.0, "file", "a stray file costs nothing"),
 }
 

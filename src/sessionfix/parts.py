@@ -166,12 +166,23 @@ def _note_cents(f0: np.ndarray, a4_hz: float) -> tuple[int, float]:
 
 
 def analyse_part(
-    signal: np.ndarray, *, sr: int, track: str, a4_hz: float, tempo: Tempo | None, params: PartsParams
+    signal: np.ndarray,
+    *,
+    sr: int,
+    track: str,
+    a4_hz: float,
+    tempo: Tempo | None,
+    params: PartsParams,
+    start_s: float = 0.0,
 ) -> PartAnalysis:
-    """Notes, per-frame cents and the track's own tuning offset for one pitched track."""
-    f0, times = yin(signal, sr, threshold=params.yin_threshold)
-    segments = segment_notes(f0, times, a4_hz=a4_hz, min_note_ms=params.min_note_ms)
-    starts = _attacks(signal, sr, np.array([float(times[lo]) for lo, _ in segments]))
+    """Notes, per-frame cents and the track's own tuning offset for one pitched track.
+
+    start_s : where `signal` starts on the session timeline (the stem's BWF offset), seconds.
+    """
+    f0, file_times = yin(signal, sr, threshold=params.yin_threshold)
+    segments = segment_notes(f0, file_times, a4_hz=a4_hz, min_note_ms=params.min_note_ms)
+    starts = _attacks(signal, sr, np.array([float(file_times[lo]) for lo, _ in segments])) + start_s
+    times = file_times + start_s
     # A note turns voiced in the pitch track some tens of ms after its attack (the window must hold
     # steady periods), by an amount that depends on the instrument but not on the note: timing is
     # therefore judged against the part's own usual placement (a circular mean over the sixteenth

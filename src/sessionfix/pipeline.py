@@ -25,7 +25,7 @@ from .progress import Progress, quiet
 from .qc import QcResult, check_session
 from .realign import EditPlan, Follow, RealignParams, plan_edits, render
 from .roles import PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
-from .session import CONFIG_NAME, Session, load_session, read
+from .session import CONFIG_NAME, Session, load_session, printable, read
 from .writer import copy_file, staged_folder, write_stem
 
 
@@ -56,12 +56,20 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
     folder = Path(path)
     config = load_config(folder) if folder.is_dir() else Config()
     session = load_session(folder, exclude=config.exclude)
+    names = {t.name for t in session.tracks}
     for name in config.roles:
-        if name not in {t.name for t in session.tracks}:
+        if name not in names:
             raise ConfigError(
                 f"sessionfix.toml gives a role to {name!r}, which is not a readable track "
                 "of the session; fix the file name"
             )
+    for close, references in config.pairs.items():
+        for name in (close, *references):
+            if name not in names:
+                raise ConfigError(
+                    f"sessionfix.toml [pairs] names {name!r}, which is not a readable track of the session; "
+                    "fix the file name"
+                )
     roles = assign_roles([t.name for t in session.tracks], overrides=config.roles)
     layout = kit_layout(roles, pairs=config.pairs)
     qc = check_session(session, layout=layout, params=config.qc, progress=progress)
@@ -73,7 +81,15 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
     for i, t in enumerate(pitched):  # one pitched track in memory at a time
         progress("Tracking pitch", i, len(pitched))
         part_list.append(
-            analyse_part(read(t), sr=t.sr, track=t.name, a4_hz=440.0, tempo=kit.tempo, params=parts_params)
+            analyse_part(
+                read(t),
+                sr=t.sr,
+                track=t.name,
+                a4_hz=440.0,
+                tempo=kit.tempo,
+                params=parts_params,
+                start_s=t.offset / t.sr,
+            )
         )
     parts = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
     findings = tuple(sorted(session.findings + qc.findings + kit.findings + parts.findings, key=_sort_key))
@@ -106,7 +122,7 @@ def analyse_kit_stage(
 
 def usable_tracks(session: Session, qc: QcResult) -> set[str]:
     """Tracks the analysis stages may read: decoded, at the session rate, not silent."""
-    silent = {f.track for f in qc.findings if f.kind in ("silent", "unreadable")}
+    silent = {f.track for f in qc.findings if f.kind in ("silent", "unreadable", "invalid_samples")}
     return {t.name for t in session.tracks if t.sr == session.sr and t.name in qc.stats and t.name not in silent}
 
 
@@ -145,23 +161,23 @@ def align(
     plan = plan_edits(before.kit, follow=follow, sr=sr, params=RealignParams())
     if dry_run:
         return Aligned(before=before, plan=plan, after=None, out=out, rendered=(), copied=(), unreadable=())
-    tracks = {t.name: t for t in before.session.tracks}
     moved = set() if plan.empty else set(plan.tracks)
+    tracks = {t.path.name: t for t in before.session.tracks if t.name in moved}  # by their names on disk
     files = sorted(e.name for e in os.scandir(folder) if not e.name.startswith(".") and _is_regular(e))
     rendered, copied = [], []
     edits = []
     with staged_folder(out, force=force) as staging:
         for i, name in enumerate(files):
             progress("Writing stems", i, len(files))
-            if name in moved:
+            if name in tracks:
                 track = tracks[name]
                 audio, _ = sf.read(str(track.path), dtype="float64", always_2d=True)
                 write_stem(track, render(audio, plan, start=track.offset), staging / name)
-                rendered.append(name)
-                edits += _edit_rows(name, plan, track.offset, sr)
+                rendered.append(track.name)
+                edits += _edit_rows(track.name, plan, track.offset, sr)
             else:
                 copy_file(folder / name, staging / name)
-                copied.append(name)
+                copied.append(printable(name))
         report = {
             "schema": "sessionfix.edits/1",
             "session": before.session.path.resolve().name,

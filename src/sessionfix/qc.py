@@ -32,7 +32,8 @@ SUBTYPE_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 
 
 @dataclass(frozen=True)
 class QcParams:
-    """Thresholds of the technical checks. Override any of them under [qc] in sessionfix.toml."""
+    """Thresholds of the technical checks. Override any of them under [qc] in sessionfix.toml, within
+    QC_RANGES."""
 
     clip_run_samples: int = 3  # consecutive full-scale samples that make a clip; 1 or 2 can be a clean peak
     clip_merge_s: float = 1.0  # clips closer than this are one clipped passage
@@ -46,6 +47,21 @@ class QcParams:
     polarity_min_correlation: float = 0.3  # hits whose |correlation| is below this carry no vote
 
 
+# What a setting may be set to (inclusive): beyond these the checks mean nothing or cost without bound.
+QC_RANGES: dict[str, tuple[float, float]] = {
+    "clip_run_samples": (1, 10_000),
+    "clip_merge_s": (0.0, 600.0),
+    "max_clip_passages": (1, 10_000),
+    "dc_offset_dbfs": (-140.0, 0.0),
+    "silent_dbfs": (-200.0, 0.0),
+    "length_tolerance_ms": (0.0, 60_000.0),
+    "polarity_hits": (3, 1_000),
+    "polarity_max_lag_ms": (0.1, 20.0),  # ~7 m of air: two mics on one drum are never farther apart
+    "polarity_min_agreement": (0.5, 1.0),
+    "polarity_min_correlation": (0.0, 1.0),
+}
+
+
 @dataclass(frozen=True)
 class TrackStats:
     """What one streamed pass learns about one file. Positions are samples in the file."""
@@ -57,6 +73,8 @@ class TrackStats:
     identical_channels: bool  # a multichannel file whose channels are all the same (False for mono)
     digest: str  # hash of the decoded samples, for duplicate detection
     envelope: np.ndarray  # max |x| of the channel mean per ENVELOPE_HOP samples, float32
+    invalid_runs: tuple[tuple[int, int], ...] = ()  # [start, end) of each run of NaN/infinite samples
+    invalid_frames: int = 0  # frames holding a NaN or an infinity (the other measures read them as 0)
 
     @property
     def peak_dbfs(self) -> float:
@@ -113,8 +131,16 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
     hops: list[np.ndarray] = []  # envelope pieces
     pending = np.zeros(0, dtype=np.float32)
     pos = 0
+    invalid: list[tuple[int, int]] = []
+    invalid_frames = 0
     for block in iter_blocks(track, block_frames=block_frames):
         digest.update(block.tobytes())
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():  # a float file can hold NaN or infinity: count them, measure the rest as 0
+            starts, ends = _runs(~finite)
+            invalid += [(pos + int(a), pos + int(b)) for a, b in zip(starts, ends, strict=True)]
+            invalid_frames += int(np.sum(~finite))
+            block = np.where(np.isfinite(block), block, 0.0).astype(np.float32)
         magnitude = np.abs(block)
         peak = max(peak, float(magnitude.max()))
         window = (pos + np.arange(len(block))) // track.sr
@@ -156,7 +182,20 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
         identical_channels=identical,
         digest=digest.hexdigest(),
         envelope=envelope,
+        invalid_runs=_merge_runs(invalid),
+        invalid_frames=invalid_frames,
     )
+
+
+def _merge_runs(runs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Runs that touch across a block edge become one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in runs:
+        if merged and merged[-1][1] == start:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return tuple(merged)
 
 
 # ------------------------------------------------------------------------------------- per track
@@ -168,6 +207,25 @@ def _track_findings(track: Track, stats: TrackStats, sr: int, params: QcParams) 
     name = track.name
     seconds = lambda pos: round((pos + track.offset) / sr, 4)  # noqa: E731 - file samples -> timeline s
     out: list[Finding] = []
+    if stats.invalid_frames:
+        runs = stats.invalid_runs
+        share = stats.invalid_frames / max(track.frames, 1)
+        out.append(
+            Finding(
+                kind="invalid_samples",
+                severity="error",
+                track=name,
+                start_s=seconds(runs[0][0]),
+                end_s=seconds(runs[-1][1]),
+                value=round(100 * share, 2),
+                unit="% of samples",
+                message=f"{name} holds {stats.invalid_frames} samples that are not numbers (NaN or infinity) in "
+                f"{len(runs)} {'passage' if len(runs) == 1 else 'passages'} from {seconds(runs[0][0]):.3f} s: the "
+                "file is damaged; ask for a re-export (sessionfix leaves it out of the analysis)",
+            )
+        )
+        if share > 0.5:
+            return out  # mostly not audio: its silence or level says nothing
     if stats.peak_dbfs < params.silent_dbfs:
         what = "digital silence" if stats.peak == 0 else f"nothing above {stats.peak_dbfs:.0f} dBFS"
         out.append(
@@ -438,7 +496,7 @@ def check_session(session: Session, *, layout: KitLayout, params: QcParams, prog
             )
             continue
         findings += _track_findings(track, stats[track.name], sr, params)
-    silent = {f.track for f in findings if f.kind == "silent" and f.track}
+    silent = {f.track for f in findings if f.kind in ("silent", "invalid_samples") and f.track}
     findings += _duplicate_findings(stats, silent)
     findings += _polarity_findings(session, layout, stats, params)
     return QcResult(stats=stats, findings=tuple(findings))

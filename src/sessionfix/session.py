@@ -11,6 +11,7 @@ Conventions
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +27,31 @@ from .findings import Finding
 
 CONFIG_NAME = "sessionfix.toml"  # read by sessionfix.config; never a stem
 AUDIO_SUFFIXES = {".wav", ".wave", ".bwf", ".rf64", ".aif", ".aiff", ".aifc", ".flac"}
+MIN_SR, MAX_SR = 8000, 768000  # Hz: what audio interfaces record; a header outside it is not a stem
+MAX_HOURS = 24.0  # a stem declaring more is a damaged or hostile header, not a recording
+# FLAC's best case is a constant signal, a few bytes per 4096-sample block: no real stem declares more
+# samples than this many per byte of file
+MAX_SAMPLES_PER_BYTE = 2048
+
+
+def printable(text: str) -> str:
+    """`text` safe to show anywhere: bytes that were not UTF-8 (kept by the OS layer as lone surrogates)
+    shown as \\xNN, control characters (escape sequences, newlines, C1) shown as \\xNN, everything else as is.
+    Names are data: they never move a cursor, clear a screen or forge a report line."""
+    if text.isprintable() and text.isascii():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for an undecodable byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF or code < 0x20 or 0x7F <= code <= 0x9F or not ch.isprintable():
+            out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 BLOCK_FRAMES = 1 << 16  # ~1.4 s at 48 kHz: large enough to amortise decoding, small in memory
 
 
@@ -156,16 +182,36 @@ def _unreadable(name: str, why: str) -> Finding:
 
 
 def open_track(path: Path) -> Track | Finding:
-    """Metadata of one audio file, or an `unreadable` finding saying why it cannot be used."""
-    name = path.name
+    """Metadata of one audio file, or an `unreadable`/`unsupported` finding saying why it cannot be used.
+
+    The header is checked before any audio is read: a rate no interface records, or a length the file
+    cannot hold or no recording has, is a finding (a hostile header must not size an allocation).
+    """
+    name = printable(path.name)
     try:
         info = sf.info(str(path))
+        size = path.stat().st_size
     except (RuntimeError, sf.LibsndfileError) as exc:  # libsndfile's "Format not recognised" etc.
-        return _unreadable(name, str(exc).split(":")[-1].strip().rstrip(".") or "not an audio file")
+        return _unreadable(name, printable(str(exc).split(":")[-1].strip().rstrip(".")) or "not an audio file")
     except OSError as exc:
         return _unreadable(name, exc.strerror or str(exc))
     if info.frames <= 0:
         return _unreadable(name, "it holds no audio (zero length)")
+    if not MIN_SR <= info.samplerate <= MAX_SR:
+        return Finding(
+            kind="unsupported",
+            severity="error",
+            track=name,
+            message=f"{name} declares a sample rate of {info.samplerate} Hz, which no audio interface records; "
+            "re-export it from the source session",
+        )
+    declared = info.frames * max(info.channels, 1)
+    if info.frames > MAX_HOURS * 3600 * info.samplerate or declared > MAX_SAMPLES_PER_BYTE * max(size, 1):
+        return _unreadable(
+            name,
+            f"its header declares {info.frames} frames ({info.frames / info.samplerate / 3600:.1f} h), "
+            f"more than its {size} bytes can hold",
+        )
     time_reference: int | None = None
     problem = None
     try:
@@ -190,6 +236,24 @@ def open_track(path: Path) -> Track | Finding:
     )
 
 
+def _file_kind(path: Path) -> str:
+    """ "file" for a regular file (or a link to one), "folder", else why it is not a stem. Only the
+    metadata is read: a FIFO or a device is never opened (opening one can wait forever)."""
+    try:
+        mode = os.stat(path).st_mode  # follows links
+    except OSError as exc:
+        if os.path.islink(path):
+            return "is a link that leads nowhere (or round in a loop)"
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISFIFO(mode):
+        return "is a pipe (FIFO), not a file"
+    return "is a device or socket, not a file"
+
+
 def load_session(path: Path | str, *, exclude: frozenset[str] = frozenset()) -> Session:
     """Read the metadata of every stem in a session folder (no audio is decoded here).
 
@@ -210,12 +274,18 @@ def load_session(path: Path | str, *, exclude: frozenset[str] = frozenset()) -> 
     tracks: list[Track] = []
     findings: list[Finding] = []
     for entry in entries:
-        name = entry.name
-        if name.startswith(".") or name == CONFIG_NAME or name in exclude:
+        name = printable(entry.name)
+        if entry.name.startswith(".") or entry.name == CONFIG_NAME or name in exclude:
             continue  # hidden files (.DS_Store, AppleDouble ._*), our config, user exclusions
-        if entry.is_dir():
+        kind = _file_kind(folder / entry.name)
+        if kind == "folder":
             continue
-        if Path(name).suffix.lower() not in AUDIO_SUFFIXES:
+        if kind != "file":
+            findings.append(
+                Finding(kind="unsupported", severity="warning", track=name, message=f"{name} {kind}; skipped")
+            )
+            continue
+        if Path(entry.name).suffix.lower() not in AUDIO_SUFFIXES:
             findings.append(
                 Finding(
                     kind="unsupported",
@@ -225,10 +295,10 @@ def load_session(path: Path | str, *, exclude: frozenset[str] = frozenset()) -> 
                 )
             )
             continue
-        opened = open_track(folder / name)
+        opened = open_track(folder / entry.name)
         (tracks if isinstance(opened, Track) else findings).append(opened)  # type: ignore[arg-type]
 
-    missing = exclude - {e.name for e in entries}
+    missing = exclude - {printable(e.name) for e in entries}
     if missing:
         findings.append(
             Finding(
@@ -269,12 +339,15 @@ def iter_blocks(track: Track, *, block_frames: int = BLOCK_FRAMES) -> Iterator[n
         raise RuntimeError(f"only {read} of {track.frames} frames could be decoded")
 
 
-def read(track: Track, *, start: int = 0, frames: int | None = None, mono: bool = True) -> np.ndarray:
-    """Audio on the session timeline: `frames` samples from timeline position `start` (samples).
+def read(track: Track, *, start: int | None = None, frames: int | None = None, mono: bool = True) -> np.ndarray:
+    """Audio on the session timeline: `frames` samples from timeline position `start` (samples); by
+    default the stem itself (from its own offset: a stem placed hours into the day costs no more).
 
     Positions outside the stem read as zeros, so stems with different BWF offsets line up.
     Mono reads average the channels.
     """
+    if start is None:
+        start = track.offset
     if frames is None:
         frames = track.end - start
     out = np.zeros((max(frames, 0), track.channels), dtype=np.float32)
