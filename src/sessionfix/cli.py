@@ -333,9 +333,10 @@ def align_command(
         f"every cut and move is in {out / EDITS_NAME}."
     )
     if result.unreadable:
-        console.print(f"Copied as they came (sessionfix could not read them): {', '.join(result.unreadable)}")
+        console.print(f"Copied as they came (sessionfix could not use them): {', '.join(result.unreadable)}")
     assert result.after is not None
-    console.print(_coherence_table(result.before, result.after))
+    if result.before.kit.edited:
+        console.print(_coherence_table(result.before, result.after))
     left = at_or_above([f for f in result.after.kit.findings if f.kind == "partial_quantisation"], fail_on.value)
     if left:
         console.print(f"Still incoherent after realignment: {', '.join(sorted({f.track or '' for f in left}))}")
@@ -422,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(
             f"internal error ({type(exc).__name__}: {exc}); rerun with SESSIONFIX_DEBUG=1 and report the traceback"
         )
+    if code == EXIT_INTERRUPTED:  # click turns Ctrl-C into this code itself
+        _fail("interrupted; no output was left half-written")
     return code if isinstance(code, int) else EXIT_OK
 
 

@@ -25,7 +25,7 @@ from .progress import Progress, quiet
 from .qc import QcResult, check_session
 from .realign import EditPlan, Follow, RealignParams, plan_edits, render
 from .roles import PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
-from .session import CONFIG_NAME, Session, load_session, printable, read
+from .session import AUDIO_SUFFIXES, CONFIG_NAME, Session, load_session, printable, read
 from .writer import copy_file, staged_folder, write_stem
 
 
@@ -171,7 +171,7 @@ def align(
             progress("Writing stems", i, len(files))
             if name in tracks:
                 track = tracks[name]
-                audio, _ = sf.read(str(track.path), dtype="float64", always_2d=True)
+                audio, _ = sf.read(os.fsencode(track.path), dtype="float64", always_2d=True)
                 write_stem(track, render(audio, plan, start=track.offset), staging / name)
                 rendered.append(track.name)
                 edits += _edit_rows(track.name, plan, track.offset, sr)
@@ -189,8 +189,8 @@ def align(
         }
         (staging / EDITS_NAME).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     after = scan(out, progress=progress)
-    readable = {t.name for t in before.session.tracks} | {CONFIG_NAME}
-    unreadable = tuple(n for n in copied if n not in readable and n in _session_audio(before))
+    usable = usable_tracks(before.session, before.qc) | {CONFIG_NAME}
+    unreadable = tuple(n for n in copied if n not in usable and n in _session_audio(before))
     return Aligned(
         before=before,
         plan=plan,
@@ -211,9 +211,12 @@ def _is_regular(entry: os.DirEntry) -> bool:
 
 
 def _session_audio(result: Scan) -> set[str]:
-    """Names the session holds as stems, readable or not (the unreadable ones are findings)."""
+    """Names the session holds as stems, readable or not (the ones it could not use are findings)."""
+    unusable = ("unreadable", "unsupported", "invalid_samples")
     return {t.name for t in result.session.tracks} | {
-        f.track for f in result.session.findings + result.qc.findings if f.kind == "unreadable" and f.track
+        f.track
+        for f in result.session.findings + result.qc.findings
+        if f.kind in unusable and f.track and Path(f.track).suffix.lower() in AUDIO_SUFFIXES
     }
 
 

@@ -125,8 +125,10 @@ def _wav_chunks(path: Path) -> tuple[dict[bytes, tuple[int, int]], str | None]:
                 ds64 = fh.read(min(size, 28))
                 if len(ds64) >= 16:
                     big_data_size = struct.unpack("<Q", ds64[8:16])[0]
-            if cid == b"data" and size == 0xFFFFFFFF and big_data_size is not None:
-                size = big_data_size
+            if cid == b"data" and size == 0xFFFFFFFF:
+                # RF64 keeps the real size in ds64; a streaming writer that never came back to fill in
+                # the size leaves 0xFFFFFFFF: the data runs to the end of the file
+                size = big_data_size if big_data_size is not None else file_size - pos - 8
             chunks.setdefault(cid, (pos + 8, size))
             if pos + 8 + size > file_size:
                 have = file_size - pos - 8
@@ -189,7 +191,7 @@ def open_track(path: Path) -> Track | Finding:
     """
     name = printable(path.name)
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))  # bytes: a name that is not UTF-8 opens as it is on disk
         size = path.stat().st_size
     except (RuntimeError, sf.LibsndfileError) as exc:  # libsndfile's "Format not recognised" etc.
         return _unreadable(name, printable(str(exc).split(":")[-1].strip().rstrip(".")) or "not an audio file")
@@ -331,7 +333,7 @@ def iter_blocks(track: Track, *, block_frames: int = BLOCK_FRAMES) -> Iterator[n
     Raises `OSError`/`RuntimeError` when the file cannot be decoded to its declared length.
     """
     read = 0
-    with sf.SoundFile(str(track.path)) as fh:
+    with sf.SoundFile(os.fsencode(track.path)) as fh:
         for block in fh.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
             read += len(block)
             yield block
@@ -354,7 +356,7 @@ def read(track: Track, *, start: int | None = None, frames: int | None = None, m
     lo = max(start, track.offset)
     hi = min(start + frames, track.end)
     if hi > lo:
-        with sf.SoundFile(str(track.path)) as fh:
+        with sf.SoundFile(os.fsencode(track.path)) as fh:
             fh.seek(lo - track.offset)
             got = fh.read(hi - lo, dtype="float32", always_2d=True)
         out[lo - start : lo - start + len(got)] = got
@@ -374,7 +376,7 @@ def read_windows(track: Track, starts: np.ndarray, frames: int) -> np.ndarray:
     ordered = np.asarray(starts, np.int64)[order]
     # windows less than a second apart are read in one go: far fewer seeks, the same samples
     breaks = np.flatnonzero(np.diff(ordered) > frames + track.sr) + 1
-    with sf.SoundFile(str(track.path)) as fh:
+    with sf.SoundFile(os.fsencode(track.path)) as fh:
         for group in np.split(np.arange(len(ordered)), breaks):
             first, last = int(ordered[group[0]]), int(ordered[group[-1]]) + frames
             lo, hi = max(first, track.offset), min(last, track.end)

@@ -123,7 +123,7 @@ def _with_metadata(new: bytes, source: bytes) -> bytes:
 def write_stem(track: Track, audio: np.ndarray, path: Path) -> None:
     """Write `audio` (frames, channels) to `path` in the track's format and with its WAV metadata."""
     try:
-        sf.write(str(path), audio, track.sr, subtype=track.subtype, format=track.container)
+        sf.write(os.fsencode(path), audio, track.sr, subtype=track.subtype, format=track.container)
         if track.container == "WAV":
             path.write_bytes(_with_metadata(path.read_bytes(), track.path.read_bytes()))
     except (OSError, sf.LibsndfileError) as exc:
