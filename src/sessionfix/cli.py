@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from enum import StrEnum
@@ -40,13 +41,30 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Scan and repair multitrack sessions before mixing.",
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"sessionfix {version('sessionfix')}\n")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
-def _commands() -> None:
-    """Scan and repair multitrack sessions before mixing."""
+def _commands(
+    show_version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Scan and repair multitrack sessions before mixing.
+
+    sessionfix scan SESSION        what the session holds and what is wrong with it
+    sessionfix align SESSION -o DIR  realign a partially quantised kit into DIR
+    """
 
 
 class FailOn(StrEnum):
@@ -116,16 +134,23 @@ class ProgressBars:
         self.bars.update(self._task, completed=done)
 
 
-def _report_paths(sessions: list[Path], target: str | None, suffix: str) -> list[Path | None]:
-    """Where each session's report goes: FILE for one session, DIR/<session name><suffix> for a folder
-    (an existing one, or any target when several sessions are scanned); names made unique."""
+def _report_paths(sessions: list[Path], target: str | None, suffix: str, flag: str) -> list[Path | None]:
+    """Where each session's report goes. A folder (an existing one, or a path ending in /) gets
+    DIR/<session name><suffix> per session, names made unique; anything else is a file, for one
+    session only."""
     if target is None or target == "-":
         return [None] * len(sessions)
     where = Path(target)
-    if len(sessions) == 1 and not where.is_dir():
+    folder = where.is_dir() or target.endswith(("/", os.sep))
+    if not folder:
+        if len(sessions) > 1:
+            raise OutputError(
+                f"{flag} {target} is a file, but {len(sessions)} sessions need one report each; "
+                f"give a folder (end it with /)"
+            )
         return [where]
     if where.exists() and not where.is_dir():
-        raise OutputError(f"{target} is a file; with several sessions give a folder for the reports")
+        raise OutputError(f"{flag} {target} is a file, not a folder; give a folder for the reports")
     paths: list[Path | None] = []
     taken: set[str] = set()
     for session in sessions:
@@ -141,7 +166,7 @@ def _report_paths(sessions: list[Path], target: str | None, suffix: str) -> list
 @app.command("scan")
 def scan_command(
     sessions: list[Path] = typer.Argument(
-        ..., metavar="SESSION...", help="Session folders: one stem per file, all starting together."
+        ..., help="Session folders: one stem per file, all starting together.", show_default=False
     ),
     json_out: str | None = typer.Option(
         None,
@@ -156,11 +181,20 @@ def scan_command(
         metavar="FILE|DIR",
         help="Write a self-contained HTML report to FILE, or into DIR as <session>.html.",
     ),
-    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when a finding is this severe or worse."),
-    rate: float | None = typer.Option(
-        None, "--rate", min=0.0, help="Your hourly rate: adds a quote (estimated hours x rate) to every report."
+    fail_on: FailOn = typer.Option(
+        FailOn.error,
+        "--fail-on",
+        metavar="LEVEL",
+        help="Exit 1 when a finding is this severe or worse: info, warning or error.",
     ),
-    currency: str = typer.Option("", "--currency", help="Currency shown with --rate, e.g. EUR."),
+    rate: float | None = typer.Option(
+        None,
+        "--rate",
+        min=0.0,
+        metavar="PER_HOUR",
+        help="Your hourly rate: adds a quote (estimated hours x rate) to every report.",
+    ),
+    currency: str = typer.Option("", "--currency", metavar="CODE", help="Currency of --rate, e.g. EUR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors; the exit code tells the rest."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the technical checks and stage timings."),
 ) -> None:
@@ -171,12 +205,17 @@ def scan_command(
     """
     if html_out == "-":
         raise typer.BadParameter("the HTML report goes to a file or folder, not stdout", param_hint="--html")
+    if currency and rate is None:
+        raise typer.BadParameter("a currency needs a rate: add --rate PER_HOUR", param_hint="--currency")
     if rate is not None and not math.isfinite(rate):
         raise typer.BadParameter(f"{rate} is not an hourly rate; give a number such as 60", param_hint="--rate")
     if quiet and verbose:
         raise typer.BadParameter("--quiet and --verbose contradict each other", param_hint="--quiet")
-    json_paths = _report_paths(sessions, json_out, ".json")
-    html_paths = _report_paths(sessions, html_out, ".html")
+    json_paths = _report_paths(sessions, json_out, ".json", "--json")
+    html_paths = _report_paths(sessions, html_out, ".html", "--html")
+    clash = {p.resolve() for p in json_paths if p} & {p.resolve() for p in html_paths if p}
+    if clash:
+        raise OutputError(f"--json and --html would both write {next(iter(clash))}; give them different paths")
     to_terminal = not quiet and json_out != "-"
     show_progress = to_terminal and sys.stdout.isatty() and sys.stderr.isatty()
     stdout_indent = 1 if len(sessions) == 1 else None  # several: one document per line
@@ -398,9 +437,34 @@ def _console(**options: Any) -> Console:
     return Console(highlight=False, markup=False, emoji=False, **options)
 
 
+def _plain_usage(message: str) -> str:
+    """A usage error in the user's words, not the parser's."""
+    message = message.rstrip(".")
+    message = re.sub(r"Missing argument '\w+'", "Missing the session folder (SESSION)", message)
+    message = re.sub(r"Value error, (.*)", r"\1", message)
+    message = re.sub(
+        r"Invalid value for '(--[\w-]+)': '([^']*)' is not one of (.*)", r"\1 \2: choose one of \3", message
+    )
+    if "No such option: --out" in message:
+        return "scan writes its reports with --json or --html FILE|DIR (--out is align's)"
+    return re.sub(r"\s*\(Possible options: [^)]*\)", "", message)
+
+
+def _plain_help(command: Any) -> Any:
+    """The command with argument help that names what to give (SESSION...), not Python types."""
+    for sub in getattr(command, "commands", {}).values():
+        for param in sub.params:
+            if param.param_type_name == "argument":
+                label = "SESSION..." if param.nargs != 1 else "SESSION"
+                param.display_type_rich = lambda ctx: None
+                param.get_usage_pieces = lambda ctx, label=label: [label]
+                param._rich_display_name = lambda label=label: label
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every outcome into an exit code, never a traceback."""
-    command = typer.main.get_command(app)
+    command = _plain_help(typer.main.get_command(app))
     try:
         code = command.main(args=argv, prog_name="sessionfix", standalone_mode=False)
     except UsageError as exc:
@@ -409,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(ctx.get_help() + "\n")  # bare `sessionfix`: show what it can do
             return EXIT_FAILED
         hint = f"; see '{ctx.command_path} --help'" if ctx else ""
-        return _fail(f"{exc.format_message().rstrip('.')}{hint}")  # type: ignore[attr-defined]
+        return _fail(f"{_plain_usage(exc.format_message())}{hint}")  # type: ignore[attr-defined]
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted; no output was left half-written")
         return EXIT_INTERRUPTED
