@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from importlib.resources import files
@@ -66,7 +67,7 @@ def test_terminal_report_lists_tracks_and_findings(capsys: pytest.CaptureFixture
         (["scan", "/no/such/session"], "does not exist"),
         (["scan", str(FIXTURES / "qc" / "Bass DI.wav")], "is a file, not a folder"),
         (["scan", str(FIXTURES / "demo"), "--fail-on", "sometimes"], "--fail-on"),
-        (["scan"], "Missing argument"),
+        (["scan"], "Missing the session folder"),
         (["scan", str(FIXTURES / "demo"), "--bogus"], "No such option"),
     ],
 )
@@ -182,3 +183,61 @@ def test_html_report_is_never_written_into_the_session(qc_session: Path, capsys:
     code, _, err = run(["scan", str(qc_session), "--html", str(qc_session / "report.html")], capsys)
     assert code == 2 and "inside the session folder" in err
     assert snapshot(qc_session) == before
+
+
+def test_report_folders_are_made_and_never_overwrite_each_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reports = tmp_path / "reports"
+    code, _, err = run(["scan", str(FIXTURES / "bwf"), "--json", f"{reports}/", "--html", f"{reports}/"], capsys)
+    assert code == 0 and err == ""
+    assert sorted(os.listdir(reports)) == ["bwf.html", "bwf.json"]
+    assert json.loads((reports / "bwf.json").read_text())["schema"] == "sessionfix.scan/1"
+    # one file cannot hold two sessions' reports, and the two reports cannot share a path
+    code, _, err = run(
+        ["scan", str(FIXTURES / "bwf"), str(FIXTURES / "demo"), "--json", str(tmp_path / "one.json")], capsys
+    )
+    assert code == 2 and "give a folder" in err and not (tmp_path / "one.json").exists()
+    same = str(tmp_path / "r.out")
+    code, _, err = run(["scan", str(FIXTURES / "bwf"), "--json", same, "--html", same], capsys)
+    assert code == 2 and "different paths" in err and not Path(same).exists()
+
+
+def test_version_and_short_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"sessionfix {version('sessionfix')}"
+    code, out, _ = run(["scan", "-h"], capsys)
+    assert code == 0 and "Usage: sessionfix scan [OPTIONS] SESSION..." in out
+    assert "list[" not in out and "<" not in out.split("Options:")[0]
+
+
+def test_a_pro_tools_session_folder_is_scanned_and_delivered_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = tmp_path / "Song"
+    (session / "Audio Files").mkdir(parents=True)
+    for name in ("Kick In.wav", "OH L.wav", "Bass DI.wav"):
+        shutil.copy(
+            FIXTURES / "demo" / name.replace(".wav", ".flac"), session / "Audio Files" / name.replace(".wav", ".flac")
+        )
+    (session / "Song.ptx").write_bytes(b"pro tools session")
+    (session / "Session File Backups").mkdir()
+    (session / "Session File Backups" / "Song.bak.001.ptx").write_bytes(b"backup")
+    code, out, err = run(["scan", str(session), "--json", "-"], capsys)
+    report = json.loads(out)
+    assert code in (0, 1) and err == ""
+    assert sorted(t["file"] for t in report["tracks"]) == ["Bass DI.flac", "Kick In.flac", "OH L.flac"]
+    assert main(["align", str(session), "--out", str(tmp_path / "fixed"), "--quiet"]) in (0, 1)
+    delivered = sorted(str(p.relative_to(tmp_path / "fixed")) for p in (tmp_path / "fixed").rglob("*") if p.is_file())
+    assert delivered == sorted(
+        [
+            "Audio Files/Bass DI.flac",
+            "Audio Files/Kick In.flac",
+            "Audio Files/OH L.flac",
+            "Session File Backups/Song.bak.001.ptx",
+            "Song.ptx",
+            "sessionfix-edits.json",
+        ]
+    )

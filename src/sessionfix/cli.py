@@ -135,13 +135,14 @@ class ProgressBars:
 
 
 def _report_paths(sessions: list[Path], target: str | None, suffix: str, flag: str) -> list[Path | None]:
-    """Where each session's report goes. A folder (an existing one, or a path ending in /) gets
-    DIR/<session name><suffix> per session, names made unique; anything else is a file, for one
-    session only."""
+    """Where each session's report goes. A folder gets DIR/<session name><suffix> per session, names made
+    unique; a file is for one session only."""
     if target is None or target == "-":
         return [None] * len(sessions)
     where = Path(target)
-    folder = where.is_dir() or target.endswith(("/", os.sep))
+    # a folder: an existing one, a path ending in /, or (for several sessions) a new name without the
+    # report's extension; a name like one.json is a file, and one file cannot hold several reports
+    folder = where.is_dir() or target.endswith(("/", os.sep)) or (len(sessions) > 1 and where.suffix != suffix)
     if not folder:
         if len(sessions) > 1:
             raise OutputError(

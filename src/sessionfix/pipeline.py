@@ -162,22 +162,23 @@ def align(
     if dry_run:
         return Aligned(before=before, plan=plan, after=None, out=out, rendered=(), copied=(), unreadable=())
     moved = set() if plan.empty else set(plan.tracks)
-    tracks = {t.path.name: t for t in before.session.tracks if t.name in moved}  # by their names on disk
-    files = sorted(e.name for e in os.scandir(folder) if not e.name.startswith(".") and _is_regular(e))
+    tracks = {t.path: t for t in before.session.tracks if t.name in moved}
+    files = _session_files(folder)  # every regular file, at its place in the folder (a DAW's tree too)
     rendered, copied = [], []
     edits = []
     with staged_folder(out, force=force) as staging:
-        for i, name in enumerate(files):
+        for i, relative in enumerate(files):
             progress("Writing stems", i, len(files))
-            if name in tracks:
-                track = tracks[name]
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            track = tracks.get(folder / relative)
+            if track is not None:
                 audio, _ = sf.read(os.fsencode(track.path), dtype="float64", always_2d=True)
-                write_stem(track, render(audio, plan, start=track.offset), staging / name)
+                write_stem(track, render(audio, plan, start=track.offset), staging / relative)
                 rendered.append(track.name)
                 edits += _edit_rows(track.name, plan, track.offset, sr)
             else:
-                copy_file(folder / name, staging / name)
-                copied.append(printable(name))
+                copy_file(folder / relative, staging / relative)
+                copied.append(printable(relative.name))
         report = {
             "schema": "sessionfix.edits/1",
             "session": before.session.path.resolve().name,
@@ -202,12 +203,21 @@ def align(
     )
 
 
-def _is_regular(entry: os.DirEntry) -> bool:
-    """A regular file (or a link to one): never a folder, a FIFO, a device or a dangling link."""
-    try:
-        return entry.is_file()
-    except OSError:
-        return False
+def _session_files(folder: Path) -> list[Path]:
+    """Every regular file (or link to one) under `folder`, relative to it, hidden ones left out; never a
+    FIFO, a device or a dangling link, and links to folders are not followed."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            path = Path(root) / name
+            try:
+                regular = not name.startswith(".") and path.is_file()
+            except OSError:
+                regular = False
+            if regular:
+                files.append(path.relative_to(folder))
+    return files
 
 
 def _session_audio(result: Scan) -> set[str]:

@@ -238,6 +238,25 @@ def open_track(path: Path) -> Track | Finding:
     )
 
 
+# Where a DAW keeps a session's audio when the folder given is the DAW's session folder (Pro Tools and
+# Logic: "Audio Files"; REAPER: "Media"; others: "Audio").
+STEM_FOLDERS = ("Audio Files", "Media", "Audio")
+
+
+def stem_folder(folder: Path) -> Path:
+    """The folder that holds the stems: `folder` itself, or its DAW audio folder when `folder` holds
+    no audio file of its own (a Pro Tools, Logic or REAPER session folder)."""
+    try:
+        if any(Path(e.name).suffix.lower() in AUDIO_SUFFIXES for e in os.scandir(folder)):
+            return folder
+    except OSError:
+        return folder
+    for name in STEM_FOLDERS:
+        if (folder / name).is_dir():
+            return folder / name
+    return folder
+
+
 def _file_kind(path: Path) -> str:
     """ "file" for a regular file (or a link to one), "folder", else why it is not a stem. Only the
     metadata is read: a FIFO or a device is never opened (opening one can wait forever)."""
@@ -269,9 +288,10 @@ def load_session(path: Path | str, *, exclude: frozenset[str] = frozenset()) -> 
     if not folder.is_dir():
         raise SessionNotFound(f"{folder} is a file, not a folder; give the folder that holds the stems")
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = sorted(os.scandir(stem_folder(folder)), key=lambda e: e.name)
     except OSError as exc:
         raise SessionNotFound(f"{folder} cannot be read ({exc.strerror}); check its permissions") from exc
+    folder_of_stems = stem_folder(folder)
 
     tracks: list[Track] = []
     findings: list[Finding] = []
@@ -279,7 +299,7 @@ def load_session(path: Path | str, *, exclude: frozenset[str] = frozenset()) -> 
         name = printable(entry.name)
         if entry.name.startswith(".") or entry.name == CONFIG_NAME or name in exclude:
             continue  # hidden files (.DS_Store, AppleDouble ._*), our config, user exclusions
-        kind = _file_kind(folder / entry.name)
+        kind = _file_kind(folder_of_stems / entry.name)
         if kind == "folder":
             continue
         if kind != "file":
@@ -297,7 +317,7 @@ def load_session(path: Path | str, *, exclude: frozenset[str] = frozenset()) -> 
                 )
             )
             continue
-        opened = open_track(folder / entry.name)
+        opened = open_track(folder_of_stems / entry.name)
         (tracks if isinstance(opened, Track) else findings).append(opened)  # type: ignore[arg-type]
 
     missing = exclude - {printable(e.name) for e in entries}
