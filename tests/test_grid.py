@@ -73,9 +73,11 @@ def test_a_drifting_drummer_keeps_his_beats_over_64_bars(bpm: float) -> None:
     error_ms = (tempo.time_of(tempo.beat_index(p.beats_s).round()) - p.beats_s) * 1e3
     assert np.max(np.abs(error_ms)) < 8.0  # measured 2.2-5.0 ms (a straight grid drifts by 40 ms here)
     assert np.median(np.abs(error_ms)) < 1.5  # measured 0.55-0.8 ms with 5 ms of human jitter
-    # bar 1 is the drummer's first downbeat, and every later downbeat starts a bar
+    # the drummer's first downbeat starts a bar, and so does every later one; bar 1 is where the session starts
     downbeats = p.beats_s[::4][:-1]
-    assert [tempo.bar_number(float(t) + 0.01) for t in downbeats] == list(range(1, len(downbeats) + 1))
+    first = tempo.bar_number(float(downbeats[0]) + 0.01)
+    assert [tempo.bar_number(float(t) + 0.01) for t in downbeats] == list(range(first, first + len(downbeats)))
+    assert tempo.bar_number(0.0) == 1 and tempo.bar_number_start_s(first) == pytest.approx(downbeats[0], abs=0.01)
 
 
 def test_a_straight_grid_is_reproduced_to_the_sample() -> None:
@@ -86,11 +88,15 @@ def test_a_straight_grid_is_reproduced_to_the_sample() -> None:
     assert tempo.bpm == pytest.approx(137.0, rel=1e-6)
 
 
-def test_a_pickup_does_not_move_bar_1() -> None:
+def test_bars_are_numbered_as_the_daw_counts_them_with_a_pickup() -> None:
+    # 120 bpm, the first downbeat at 2.0 s: the session starts one bar before it, on a bar line, and
+    # the two pickup snares fall in that bar. A DAW that bounced this from bar 1 shows the downbeat in bar 2.
     p = drummer(120.0, 16, seed=5, drift=0.0, jitter_ms=3.0, pickup=True)
     tempo = _estimate(p)
-    assert tempo.bar_number(float(p.beats_s[0]) + 0.01) == 1
-    assert tempo.bar_number(float(p.beats_s[0]) - 0.2) == 0  # the pickup is before bar 1
+    assert tempo.bar_number(float(p.beats_s[0]) + 0.01) == 2  # the first downbeat
+    assert tempo.bar_number(float(p.beats_s[0]) - 0.2) == 1  # the pickup: bar 1, never bar 0
+    assert tempo.bar_number(0.0) == 1 and tempo.bar_number_start_s(1) == pytest.approx(0.0, abs=0.01)
+    assert tempo.bar_span(0.5, float(p.beats_s[4]) + 0.01) == "bars 1-3"
 
 
 def test_grid_error_is_measured_against_the_beats_around_a_hit() -> None:
@@ -101,8 +107,8 @@ def test_grid_error_is_measured_against_the_beats_around_a_hit() -> None:
         tempo.grid_error_s(np.array([2.13, 2.75, 1.76, 0.5])), [-0.02, 0.0, 0.01, 0.0], atol=1e-12
     )
     assert (
-        tempo.bar_span(1.0, 3.1) == "bar 1"
-        and tempo.bar_span(1.0, 3.3) == "bars 1-2"
+        tempo.bar_span(1.0, 3.1) == "bar 2"  # the session starts two beats before the first downbeat
+        and tempo.bar_span(1.0, 3.3) == "bars 2-3"
         and tempo.beat_in_bar(2.3) == pytest.approx(3.5)
     )
 

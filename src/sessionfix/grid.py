@@ -15,8 +15,10 @@ How the map is found:
    (the tempo may drift, never jump by more than a fraction of a sixteenth per hit).
 3. The beats: a local, robust linear fit of hit time against index around every beat (a Gaussian window
    of one bar each side): exact on a quantised grid, smooth on a human one.
-4. Bar lines: kicks on beats 1 and 3, snares on 2 and 4 choose which beat starts the bar; bar 1 is the
-   first downbeat the drums play (as a DAW's ruler counts when bar 1 is set on the song's first downbeat).
+4. Bar lines: kicks on beats 1 and 3, snares on 2 and 4 choose which beat starts the bar. Bars are
+   reckoned from the first downbeat the drums play (`bar_of` 0) and numbered for people as the DAW's
+   ruler does when the session was bounced from a bar line: bar 1 is the bar the session starts in, so a
+   pickup or a count-in is bar 1, never bar 0 (`bar_number`).
 """
 
 from __future__ import annotations
@@ -35,16 +37,16 @@ FIT_SIGMA_BEATS = 4.0  # width of the local fit around each beat (one bar)
 
 @dataclass(frozen=True)
 class Tempo:
-    """Beat times following the drummer; bars of `meter` beats, bar 1 starting at beat `downbeat`."""
+    """Beat times following the drummer; bars of `meter` beats, the first downbeat at beat `downbeat`."""
 
     beat_times_s: tuple[float, ...]  # increasing, spanning the song
     meter: int
-    downbeat: int  # index into beat_times_s of bar 1's first beat
+    downbeat: int  # index into beat_times_s of the first downbeat (bar_of 0)
     end_s: float
 
     @classmethod
     def straight(cls, *, bpm: float, first_beat_s: float, meter: int, end_s: float) -> Tempo:
-        """One tempo from the song's start to its end, bar 1 at `first_beat_s`."""
+        """One tempo from the song's start to its end, the first downbeat at `first_beat_s`."""
         beat = 60.0 / bpm
         before = int(np.ceil(first_beat_s / beat)) if first_beat_s > 0 else 0
         count = before + int(np.ceil((end_s - first_beat_s) / beat)) + 2
@@ -66,7 +68,7 @@ class Tempo:
 
     @property
     def first_beat_s(self) -> float:
-        """Where bar 1 starts (the first downbeat), seconds."""
+        """Where the first downbeat is, seconds."""
         return float(self.beat_times_s[self.downbeat])
 
     def beat_index(self, t_s: np.ndarray | float) -> np.ndarray:
@@ -91,9 +93,19 @@ class Tempo:
         """0-based bar number of a time (negative before the first downbeat)."""
         return int(np.floor((float(self.beat_index(t_s)) - self.downbeat) / self.meter + 1e-9))
 
+    @property
+    def first_bar(self) -> int:
+        """0-based bar (see `bar_of`) that the session's start falls in: the DAW's bar 1. A session
+        bounced from a bar line keeps its DAW bar numbers; a pickup or count-in is bar 1, not bar 0."""
+        return min(self.bar_of(0.25 * self.beat_s), 0)  # a quarter beat in: a bar line at 0 +- rounding
+
     def bar_number(self, t_s: float) -> int:
-        """The bar a musician counts, 1 at the first downbeat."""
-        return self.bar_of(t_s) + 1
+        """The bar an engineer counts in the DAW, from 1 at the session's start."""
+        return self.bar_of(t_s) - self.first_bar + 1
+
+    def bar_number_start_s(self, number: int) -> float:
+        """Where bar `number` (counted from 1, see `bar_number`) starts, seconds (may be before 0)."""
+        return self.bar_start_s(number - 1 + self.first_bar)
 
     def bar_start_s(self, bar: int) -> float:
         """Where 0-based bar `bar` starts, seconds."""
@@ -105,7 +117,7 @@ class Tempo:
         return float(beats - self.meter * np.floor(beats / self.meter + 1e-9) + 1.0)
 
     def bar_span(self, start_s: float, end_s: float) -> str:
-        """'bar 3' or 'bars 3-5': the bars (counted from 1) that [start_s, end_s] touches."""
+        """'bar 3' or 'bars 3-5': the bars (see `bar_number`) that [start_s, end_s] touches."""
         a, b = self.bar_number(start_s), self.bar_number(end_s)
         return f"bar {a}" if a == b else f"bars {a}-{b}"
 
@@ -216,8 +228,8 @@ def _beats(times_s: np.ndarray, index: np.ndarray, on: np.ndarray, *, first: int
 
 
 def _downbeat(beats_s: np.ndarray, meter: int, kicks_s: np.ndarray | None, snares_s: np.ndarray | None) -> int:
-    """Which beat starts bar 1: kicks on 1 and 3, snares on 2 and 4; bar 1 is the first such downbeat at
-    or after the first hit's beat (index 0 here)."""
+    """Which beat is the first downbeat: kicks on 1 and 3, snares on 2 and 4; the first such beat at or
+    after the first hit's beat (index 0 here)."""
     if meter < 2 or len(beats_s) < meter:
         return 0
     scores = np.zeros(meter)

@@ -75,14 +75,14 @@ def _e(value: object) -> str:
 
 
 def _bar_ticks(tempo: Tempo | None, duration_s: float) -> tuple[list[tuple[float, str]], str]:
-    """x ticks at bar lines, labelled with bar numbers (1 = first downbeat), at most ~16 of them."""
+    """x ticks at bar lines, labelled with bar numbers (1 = the bar the session starts in), at most ~16."""
     if tempo is None:
         return [], "seconds"
     first = tempo.bar_number(0.0)
     last = tempo.bar_number(duration_s)
     step = next(s for s in (1, 2, 4, 8, 16, 32, 64, 128, 256) if (last - first) / s <= 16)
     bars = [b for b in range(first, last + 1) if (b - 1) % step == 0]
-    return [(tempo.bar_start_s(b - 1), str(b)) for b in bars], "bar"
+    return [(tempo.bar_number_start_s(b), str(b)) for b in bars], "bar"
 
 
 def _song_chart(scan: Scan, **chart: object) -> Chart:
@@ -167,7 +167,7 @@ def _timeline(scan: Scan) -> str:
             chart.rect(f.start_s, max(end, f.start_s + duration / 400), y0 + 0.15, y0 + 0.85, f"tl-{f.severity}", tip)
     caption = (
         "Marks: red error, amber warning, blue info; a faint full-width bar is a whole-track finding. "
-        "Bar numbers count from the first downbeat."
+        "Bar 1 is the bar the session starts in, as in the DAW that bounced it from a bar line."
     )
     return f"<figure>{chart.to_svg()}<figcaption>{caption}</figcaption></figure>"
 
