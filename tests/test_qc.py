@@ -19,7 +19,7 @@ EXPECTED = {  # track -> (kind, severity): one defect per track in fixtures/qc
     "Vox Silent.wav": ("silent", "warning"),
     "Synth Dual Mono.wav": ("dual_mono", "warning"),
     "Gtr 44k.wav": ("sample_rate_mismatch", "error"),
-    "Keys 24bit.wav": ("bit_depth_mismatch", "warning"),
+    "Keys 24bit.wav": ("bit_depth_mismatch", "info"),  # finer than the 16-bit session: nothing lost
     "Perc Short.wav": ("length_mismatch", "warning"),
     "Snare Bottom.wav": ("polarity", "warning"),
     "Truncated.wav": ("unreadable", "error"),
@@ -45,6 +45,8 @@ def test_quantities_are_right(qc_scan) -> None:
     assert f["Perc Short.wav"].value == pytest.approx(-500.0)
     assert f["Gtr 44k.wav"].value == 44100
     assert f["Keys 24bit.wav"].value == 24
+    assert "is 24-bit but most of the session is 16-bit" in f["Keys 24bit.wav"].message
+    assert "re-export" not in f["Keys 24bit.wav"].message  # never ask for a stem at a coarser resolution
     assert "flip the polarity of Snare Bottom.wav" in f["Snare Bottom.wav"].message
     assert "Bass DI copy.wav" in f["Bass DI.wav"].message
 
@@ -104,3 +106,13 @@ def test_polarity_names_the_mic_that_disagrees_with_the_overheads(tmp_path: Path
     polarity = [f for f in result.findings if f.kind == "polarity"]
     assert [f.track for f in polarity] == ["Snare Top.wav"]
     assert "flip the polarity of Snare Top.wav" in polarity[0].message
+
+
+def test_a_coarser_stem_is_a_warning_that_asks_for_the_sessions_resolution(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for name, subtype in (("A.wav", "PCM_24"), ("B.wav", "PCM_24"), ("C.wav", "PCM_16"), ("D.wav", "FLOAT")):
+        _write(tmp_path / name, 0.1 * rng.standard_normal(48000), subtype)
+    by_track = {f.track: f for f in scan(tmp_path).findings if f.kind == "bit_depth_mismatch"}
+    assert set(by_track) == {"C.wav", "D.wav"}
+    assert by_track["C.wav"].severity == "warning" and "ask for a 24-bit re-export" in by_track["C.wav"].message
+    assert by_track["D.wav"].severity == "info" and "32-bit float" in by_track["D.wav"].message

@@ -210,6 +210,8 @@ def scan_command(
         raise typer.BadParameter("a currency needs a rate: add --rate PER_HOUR", param_hint="--currency")
     if rate is not None and not math.isfinite(rate):
         raise typer.BadParameter(f"{rate} is not an hourly rate; give a number such as 60", param_hint="--rate")
+    if rate is not None and not currency:
+        raise typer.BadParameter("a quote needs a currency: add --currency CODE, e.g. EUR", param_hint="--rate")
     if quiet and verbose:
         raise typer.BadParameter("--quiet and --verbose contradict each other", param_hint="--quiet")
     json_paths = _report_paths(sessions, json_out, ".json", "--json")
@@ -228,10 +230,10 @@ def scan_command(
             )
         except SessionError as exc:
             _fail(str(exc) if len(sessions) == 1 else f"{session}: {exc}")
-            outcomes.append((printable(str(session)), None, EXIT_FAILED))
+            outcomes.append((_shown_path(session), None, EXIT_FAILED))
             continue
         code = EXIT_FINDINGS if at_or_above(result.findings, fail_on.value) else EXIT_OK
-        outcomes.append((printable(str(session)), result, code))
+        outcomes.append((_shown_path(session), result, code))
         if to_terminal:
             _print_scan(result, price, verbose, seconds, header=len(sessions) > 1)
     if to_terminal and len(sessions) > 1:
@@ -291,9 +293,12 @@ def _print_scan(result: Scan, price: Quote | None, verbose: bool, seconds: dict[
 
 
 def _sessions_table(outcomes: list[tuple[str, Scan | None, int]]) -> Table:
-    table = Table(title="Sessions", title_justify="left")
+    """One line per session; a long path folds onto more lines rather than lose its distinguishing end."""
+    from .report.terminal import compact_table
+
+    table = compact_table("Sessions")
+    table.add_column("session", overflow="fold", ratio=1)
     for column, justify in (
-        ("session", "left"),
         ("tracks", "right"),
         ("errors", "right"),
         ("warnings", "right"),
@@ -415,7 +420,9 @@ def _plan_lines(result: Scan, plan: EditPlan) -> list[str]:
 
 
 def _coherence_table(before: Scan, after: Scan) -> Table:
-    table = Table(title="Coherence: spread of the per-hit lag, ms (before -> after)", title_justify="left")
+    from .report.terminal import compact_table
+
+    table = compact_table("Coherence: spread of the per-hit lag, ms (before -> after)")
     for column in ("close mic -> reference", "before", "after"):
         table.add_column(column, justify="left" if column.startswith("close") else "right")
     after_pairs = {(p.close, p.reference): p for p in after.kit.pairs}
@@ -426,6 +433,15 @@ def _coherence_table(before: Scan, after: Scan) -> Table:
         fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
         table.add_row(f"{p.close} -> {p.reference}", fmt(p.spread_ms), fmt(q.spread_ms if q else None))
     return table
+
+
+def _shown_path(path: Path) -> str:
+    """A path as short as it can be told apart: relative to the working folder when inside it."""
+    try:
+        shown = path.resolve().relative_to(Path.cwd().resolve())
+    except (OSError, ValueError):
+        shown = path
+    return printable(str(shown) or ".")
 
 
 def _fail(message: str) -> int:

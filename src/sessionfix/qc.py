@@ -21,7 +21,7 @@ from scipy.signal import find_peaks
 from .findings import Finding
 from .progress import Progress, quiet
 from .roles import KitLayout, is_underside
-from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read_windows
+from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read_windows, sample_format
 
 T = TypeVar("T")
 ENVELOPE_HOP = 256  # samples per envelope value: 5.3 ms at 48 kHz, finer than any drum attack
@@ -311,6 +311,30 @@ def _majority(values: list[T]) -> T:
     return Counter(values).most_common(1)[0][0]
 
 
+def _resolution(subtype: str) -> float:
+    """Bits of resolution for ordering formats; floating point counts as the finest."""
+    return {"FLOAT": 33.0, "DOUBLE": 64.0}.get(subtype, float(SUBTYPE_BITS.get(subtype, 0)))
+
+
+def _bit_depth_finding(track: Track, session_subtype: str) -> Finding:
+    """A stem whose sample format differs from most of the session's. Coarser: ask for a re-export at
+    the session's resolution. Finer: nothing is lost; the other stems may have been bounced too coarse."""
+    own, common = sample_format(track.subtype), sample_format(session_subtype)
+    bits = SUBTYPE_BITS.get(track.subtype)
+    if _resolution(track.subtype) < _resolution(session_subtype):
+        severity, advice = "warning", f"ask for a {common} re-export: it may have been bounced with other settings"
+    else:
+        severity, advice = "info", f"nothing is lost; ask whether the other stems exist at {own} too"
+    return Finding(
+        kind="bit_depth_mismatch",
+        severity=severity,
+        track=track.name,
+        value=bits,
+        unit="bits" if bits else None,
+        message=f"{track.name} is {own} but most of the session is {common}; {advice}",
+    )
+
+
 def _format_findings(session: Session, params: QcParams) -> list[Finding]:
     out: list[Finding] = []
     sr = session.sr
@@ -330,18 +354,7 @@ def _format_findings(session: Session, params: QcParams) -> list[Finding]:
     subtype = _majority([t.subtype for t in session.tracks])
     for t in session.tracks:
         if t.subtype != subtype:
-            bits = SUBTYPE_BITS.get(t.subtype)
-            out.append(
-                Finding(
-                    kind="bit_depth_mismatch",
-                    severity="warning",
-                    track=t.name,
-                    value=bits,
-                    unit="bits" if bits else None,
-                    message=f"{t.name} is {t.subtype} but the session is {subtype}; ask for a "
-                    "re-export at the session's format",
-                )
-            )
+            out.append(_bit_depth_finding(t, subtype))
     same_rate = [t for t in session.tracks if t.sr == sr]
     if same_rate and sr:
         end = _majority([t.end for t in same_rate])

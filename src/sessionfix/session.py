@@ -55,6 +55,29 @@ def printable(text: str) -> str:
 BLOCK_FRAMES = 1 << 16  # ~1.4 s at 48 kHz: large enough to amortise decoding, small in memory
 
 
+# libsndfile subtypes in the words a mix engineer uses
+SAMPLE_FORMATS = {
+    "PCM_S8": "8-bit",
+    "PCM_U8": "8-bit",
+    "PCM_16": "16-bit",
+    "PCM_24": "24-bit",
+    "PCM_32": "32-bit",
+    "FLOAT": "32-bit float",
+    "DOUBLE": "64-bit float",
+    "ULAW": "u-law",
+    "ALAW": "A-law",
+    "ALAC_16": "16-bit ALAC",
+    "ALAC_20": "20-bit ALAC",
+    "ALAC_24": "24-bit ALAC",
+    "ALAC_32": "32-bit ALAC",
+}
+
+
+def sample_format(subtype: str) -> str:
+    """'24-bit', '32-bit float': a libsndfile subtype as a mix engineer names it."""
+    return SAMPLE_FORMATS.get(subtype, subtype.replace("_", " ").lower())
+
+
 @dataclass(frozen=True)
 class Track:
     """One stem on disk. `name` is the file name, the track's identity in every report."""

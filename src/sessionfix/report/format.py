@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+
+import numpy as np
 
 from ..effort import Quote
 from ..findings import Finding
 from ..grid import Tempo
+from ..kit import PairAnalysis
 
 
 def clock(seconds: float) -> str:
@@ -27,6 +31,34 @@ def where(f: Finding, tempo: Tempo | None = None) -> str:
         return span
     last = f.end_s - 1e-6 if f.end_s is not None and f.end_s > f.start_s else f.start_s  # a span ends on a bar line
     return f"{span} ({tempo.bar_span(f.start_s, last)})"
+
+
+SEVERITIES = ("error", "warning", "info")
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 warning', '2 warnings', '3 info' (info does not count)."""
+    return f"{n} {noun}" if n == 1 or noun == "info" else f"{n} {noun}s"
+
+
+def severity_counts(findings: Iterable[Finding]) -> list[tuple[str, str]]:
+    """[(severity, '1 error'), (severity, '2 warnings')]: the non-zero counts, worst first."""
+    severities = [f.severity for f in findings]
+    return [(sev, counted(severities.count(sev), sev)) for sev in SEVERITIES if sev in severities]
+
+
+def words(identifier: str) -> str:
+    """A state or finding kind as words: 'partially_quantised' -> 'partially quantised'."""
+    return identifier.replace("_", " ")
+
+
+def moves_text(pair: PairAnalysis) -> str:
+    """How far the moved hits of a pair were moved, typical/max: '2.2/10.0' ms, '-' when none."""
+    moves = np.abs(pair.moves_ms[pair.moved])
+    moves = moves[np.isfinite(moves)]
+    if moves.size == 0:
+        return "-"
+    return f"{np.median(moves):.1f}/{moves.max():.1f}"
 
 
 def stem(name: str) -> str:

@@ -21,7 +21,8 @@ from ..grid import Tempo
 from ..kit import PairAnalysis
 from ..parts import PartAnalysis
 from ..pipeline import Scan
-from .format import clock, db, money, quote_line, stem, where
+from ..session import sample_format
+from .format import clock, counted, db, money, moves_text, quote_line, severity_counts, stem, where, words
 from .svg import Chart
 
 CSS = """
@@ -43,12 +44,17 @@ th { font-weight: 600; background: #f3f5f7; } td.num, th.num { text-align: right
 .sev-error { color: var(--error); } .sev-warning { color: var(--warning); } .sev-info { color: var(--info); }
 .state-partially_quantised { color: var(--error); font-weight: 600; } .state-constant_offset { color: var(--warning); }
 .state-coherent { color: var(--ok); }
+.dot { display: inline-block; width: 8px; height: 8px; border-radius: 50%; vertical-align: baseline; }
+.dot-steady { background: var(--ok); } .dot-moved { background: var(--error); } .dot-unmeasured { background: #b0b8c0; }
+.scroll { overflow-x: auto; }
+td { overflow-wrap: anywhere; }
+thead { display: table-header-group; }
 .fix { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; color: var(--dim); }
 .quote { font-size: 16px; font-weight: 600; margin: 8px 0; }
 .note { color: var(--dim); font-size: 12px; }
 figure { margin: 6px 0 14px; break-inside: avoid; page-break-inside: avoid; }
 figcaption { font-size: 12px; color: var(--dim); }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 4px 18px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(420px, 100%), 1fr)); gap: 4px 18px; }
 svg.chart { width: 100%; height: auto; display: block; font-size: 11px; }
 svg .frame { fill: none; stroke: #9aa5b1; } svg .grid { stroke: #eceff2; }
 svg .tick, svg .hlabel { fill: var(--dim); } svg .axis { fill: var(--ink); }
@@ -61,8 +67,12 @@ svg .band-out_of_time { fill: var(--warning); opacity: .18; }
 svg .tl-error { fill: var(--error); } svg .tl-warning { fill: var(--warning); } svg .tl-info { fill: var(--info); }
 svg .tl-whole { opacity: .28; }
 @page { size: A4; margin: 12mm; }
-@media print { body { margin: 0; max-width: none; font-size: 11px; } h2 { break-after: avoid; }
-  tr { break-inside: avoid; } .charts { grid-template-columns: 1fr 1fr; }
+@media (max-width: 600px) { body { padding: 0 8px; margin: 12px auto; font-size: 13px; }
+  th, td { padding: 2px 4px; } .summary { grid-template-columns: 1fr 1fr; } .summary b { font-size: 15px; } }
+@media print { body { margin: 0; max-width: none; font-size: 11px; }
+  h2, h3 { break-after: avoid; page-break-after: avoid; }
+  tr, figure, .summary div { break-inside: avoid; page-break-inside: avoid; }
+  .scroll { overflow: visible; } .charts { grid-template-columns: 1fr 1fr; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; } }
 """
 
@@ -94,14 +104,13 @@ def _song_chart(scan: Scan, **chart: object) -> Chart:
 
 def _summary(scan: Scan, quote: Quote | None) -> str:
     s = scan.session
-    counts = {sev: sum(f.severity == sev for f in scan.findings) for sev in ("error", "warning", "info")}
     tempo = scan.kit.tempo
     cells = [
         ("Tracks", f"{len(s.tracks)}"),
         ("Format", f"{s.sr / 1000:g} kHz" if s.sr else "-"),
         ("Length", clock(s.duration_s)),
         ("Tempo", f"{tempo.bpm:.1f} bpm, {tempo.meter}/4" if tempo else "not found"),
-        ("Findings", f"{counts['error']} errors · {counts['warning']} warnings · {counts['info']} info"),
+        ("Findings", " · ".join(text for _, text in severity_counts(scan.findings)) or "none"),
         ("Manual repair", hours_and_minutes(scan.effort.manual_minutes)),
     ]
     if quote is not None:
@@ -126,17 +135,18 @@ def _track_table(scan: Scan) -> str:
     rows = []
     for t in scan.session.tracks:
         own = per_track.get(t.name, [])
-        worst = next((sev for sev in ("error", "warning", "info") if any(f.severity == sev for f in own)), None)
-        flag = f'<span class="sev sev-{worst}">{len(own)} {worst}</span>' if worst else "-"
+        counts = severity_counts(own)
+        flag = " ".join(f'<span class="sev sev-{sev}">{_e(text)}</span>' for sev, text in counts) or "-"
         rows.append(
-            f"<tr><td>{_e(t.name)}</td><td>{_e(scan.roles[t.name])}</td><td>{t.sr / 1000:g} kHz {_e(t.subtype)}</td>"
+            f"<tr><td>{_e(t.name)}</td><td>{_e(scan.roles[t.name])}</td>"
+            f"<td>{t.sr / 1000:g} kHz {_e(sample_format(t.subtype))}</td>"
             f'<td class="num">{t.channels}</td><td class="num">{clock(t.duration_s)}</td><td>{flag}</td></tr>'
         )
     head = (
-        "<tr><th>track</th><th>role</th><th>format</th><th class=num>ch</th><th class=num>length</th>"
-        "<th>findings</th></tr>"
+        "<thead><tr><th>track</th><th>role</th><th>format</th><th class=num>ch</th><th class=num>length</th>"
+        "<th>findings</th></tr></thead>"
     )
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f"<div class=scroll><table>{head}{''.join(rows)}</table></div>"
 
 
 def _timeline(scan: Scan) -> str:
@@ -190,7 +200,7 @@ def _pair_chart(pair: PairAnalysis, scan: Scan) -> str:
         height=160.0,
     )
     if pair.natural_lag_ms is not None:
-        assumed = " (assumed)" if pair.natural_lag_basis == "geometry" else ""
+        assumed = "*" if pair.natural_lag_basis == "geometry" else ""
         chart.hline(pair.natural_lag_ms, "natural", f"natural {pair.natural_lag_ms:.2f} ms{assumed}")
     moves = pair.moves_ms
     moved = measured & pair.moved
@@ -204,10 +214,13 @@ def _pair_chart(pair: PairAnalysis, scan: Scan) -> str:
         )
     unmeasured = np.flatnonzero(~measured)
     chart.points(times[unmeasured], np.full(len(unmeasured), lo - pad), "unmeasured", r=1.6)
-    spread = "-" if pair.spread_ms is None else f"{pair.spread_ms:.2f} ms"
     caption = (
-        f'<span class="state-{pair.state}">{_e(pair.state.replace("_", " "))}</span> · spread {spread} · '
-        f"{int(measured.sum())}/{len(lags)} hits measured · red: hits moved from where they were played"
+        f'<span class="state-{pair.state}">{_e(words(pair.state))}</span> · '
+        f"{counted(int(moved.sum()), 'hit')} moved of {int(measured.sum())} measured · "
+        '<span class="dot dot-steady"></span> green: a hit at its natural lag (dashed line) · '
+        '<span class="dot dot-moved"></span> red: a hit moved on the close mic only · '
+        '<span class="dot dot-unmeasured"></span> grey, on the lower edge: a hit not heard clearly on both mics'
+        + ("; * natural lag assumed (see the table)" if pair.natural_lag_basis == "geometry" else "")
     )
     return (
         f"<figure><h3>{_e(stem(pair.close))} → {_e(stem(pair.reference))}</h3>{chart.to_svg()}"
@@ -222,27 +235,30 @@ def _kit_section(scan: Scan) -> str:
     rows = []
     for p in pairs:
         natural = "-" if p.natural_lag_ms is None else f"{p.natural_lag_ms:.3f}"
-        if p.natural_lag_basis == "geometry" and p.state == "partially_quantised":
+        if p.natural_lag_basis == "geometry":
             natural += "*"
-        spread = "-" if p.spread_ms is None else f"{p.spread_ms:.3f}"
         rows.append(
             f"<tr><td>{_e(p.close)} → {_e(p.reference)}</td><td>{_e(p.instrument)}</td>"
-            f'<td class="state-{p.state}">{_e(p.state)}</td><td class=num>{natural}</td><td class=num>{spread}</td>'
-            f"<td class=num>{int(p.measured.sum())}/{len(p.lags_ms)}</td></tr>"
+            f'<td class="state-{p.state}">{_e(words(p.state))}</td><td class=num>{natural}</td>'
+            f"<td class=num>{int((p.moved & p.measured).sum())} of {int(p.measured.sum())}</td>"
+            f"<td class=num>{moves_text(p)}</td></tr>"
         )
     head = (
-        "<tr><th>close → reference</th><th>drum</th><th>state</th><th class=num>natural lag ms</th>"
-        "<th class=num>spread ms</th><th class=num>hits</th></tr>"
+        "<thead><tr><th>close → reference</th><th>drum</th><th>state</th><th class=num>natural lag ms</th>"
+        "<th class=num>hits moved</th><th class=num>moved by ms (typical/largest)</th></tr></thead>"
     )
-    note = ""
-    if any(p.natural_lag_basis == "geometry" and p.state == "partially_quantised" for p in pairs):
-        note = (
+    note = (
+        '<p class="note">Natural lag: how long a hit takes from the close mic to the reference mic. Hits moved: '
+        "of the hits heard on both mics, those edited on the close mic only.</p>"
+    )
+    if any(p.natural_lag_basis == "geometry" for p in pairs):
+        note += (
             '<p class="note">* Every hit was moved on this close mic, so its natural lag cannot be measured; it is '
             "assumed from the distances of the kit mics that were not edited.</p>"
         )
     charts = "".join(_pair_chart(p, scan) for p in pairs)
     return (
-        f"<table>{head}{''.join(rows)}</table>{note}"
+        f"<div class=scroll><table>{head}{''.join(rows)}</table></div>{note}"
         "<p>Each chart is one close mic against one reference mic: every dot is one hit, at the lag with which "
         "it reaches the reference. On a coherent kit the dots lie on one line (the natural lag, dashed); "
         "<span class=fix>sessionfix align</span> flattens them back onto it.</p>"
@@ -269,7 +285,7 @@ def _part_chart(part: PartAnalysis, scan: Scan) -> str:
             chart.band(f.start_s, f.end_s if f.end_s is not None else f.start_s, f"band-{f.kind}", f.message)
     chart.hline(0.0, "zero", "session reference")
     if abs(part.offset_cents) >= 1.0:
-        chart.hline(part.offset_cents, "natural", f"track tuning {part.offset_cents:+.0f} c")
+        chart.hline(part.offset_cents, "natural", f"track tuning {part.offset_cents:+.0f} c", label_at="start")
     chart.line(part.times_s, part.cents, "trace")
     for note in part.notes:
         # findings hold times rounded to 1 ms
@@ -305,10 +321,10 @@ def _findings_table(scan: Scan) -> str:
         fix = f'<div class="fix">{_e(f.fix)}</div>' if f.fix else ""
         rows.append(
             f"<tr><td>{_e(f.track or '(session)')}</td><td class='sev sev-{f.severity}'>{f.severity}</td>"
-            f"<td>{_e(f.kind)}</td><td>{_e(where(f, tempo))}</td><td>{_e(f.message)}{fix}</td></tr>"
+            f"<td>{_e(words(f.kind))}</td><td>{_e(where(f, tempo))}</td><td>{_e(f.message)}{fix}</td></tr>"
         )
-    head = "<tr><th>track</th><th>severity</th><th>kind</th><th>where</th><th>what</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
+    head = "<thead><tr><th>track</th><th>severity</th><th>kind</th><th>where</th><th>what</th></tr></thead>"
+    return f"<div class=scroll><table>{head}{''.join(rows)}</table></div>"
 
 
 def _qc_table(scan: Scan) -> str:
@@ -329,27 +345,28 @@ def _qc_table(scan: Scan) -> str:
             f"<td>{'yes' if stats.identical_channels else 'no'}</td></tr>"
         )
     head = (
-        "<tr><th>track</th><th class=num>starts at s</th><th class=num>peak dBFS</th><th class=num>DC dBFS</th>"
-        "<th class=num>full-scale runs</th><th class=num>clipped passages</th><th>dual mono</th></tr>"
+        "<thead><tr><th>track</th><th class=num>starts at s</th><th class=num>peak dBFS</th><th class=num>DC dBFS</th>"
+        "<th class=num>full-scale runs</th><th class=num>clipped passages</th><th>dual mono</th></tr></thead>"
     )
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f"<div class=scroll><table>{head}{''.join(rows)}</table></div>"
 
 
 def _effort_section(scan: Scan, quote: Quote | None) -> str:
     if not scan.effort.items:
         return "<p>Nothing to repair by hand.</p>"
     rows = [
-        f"<tr><td>{_e(i.kind)}</td><td class=num>{_e(units_label(i))}</td><td class=num>{i.minutes_per_unit:g}</td>"
+        f"<tr><td>{_e(words(i.kind))}</td><td class=num>{_e(units_label(i))}</td>"
+        f"<td class=num>{i.minutes_per_unit:g}</td>"
         f"<td class=num>{i.minutes:g}</td><td class=note>{_e(RATES[i.kind].why)}</td></tr>"
         for i in scan.effort.items
     ]
     head = (
-        "<tr><th>work</th><th class=num>amount</th><th class=num>min each</th><th class=num>minutes</th>"
-        "<th>assumes</th></tr>"
+        "<thead><tr><th>work</th><th class=num>amount</th><th class=num>min each</th><th class=num>minutes</th>"
+        "<th>assumes</th></tr></thead>"
     )
     total = scan.effort.manual_minutes
     foot = f"<tr><th>total</th><th></th><th></th><th class=num>{total:g}</th><th>{hours_and_minutes(total)}</th></tr>"
-    html = f"<table>{head}{''.join(rows)}{foot}</table>"
+    html = f"<div class=scroll><table>{head}{''.join(rows)}{foot}</table></div>"
     if quote is not None:
         html += f'<p class="quote">{_e(quote_line(total, quote))}</p>'
     return html + '<p class="note">Minutes a person would spend doing this by hand in a DAW.</p>'
@@ -371,7 +388,7 @@ def scan_to_html(scan: Scan, quote: Quote | None = None, *, today: dt.date | Non
     ]
     body = "".join(
         f'<section id="{title.lower().replace(" ", "-")}"><h2>{title}</h2>{html}</section>' for title, html in sections
-    )
+    )  # print CSS keeps each h2/h3 with what follows it and never splits a row, a chart or a summary cell
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -27,8 +27,10 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.1f}".rstrip("0").rstrip(".")
+def tick_label(v: float) -> str:
+    """A tick's value as written: 0.25 -> '0.25', 2.0 -> '2', -0.0 -> '0' (exact to 6 decimals)."""
+    text = f"{v:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 @dataclass
@@ -85,12 +87,14 @@ class Chart:
             f'y1="{self.y(y):.1f}" y2="{self.y(y):.1f}">{tip}</line>'
         )
 
-    def hline(self, y: float, cls: str, label: str = "") -> None:
+    def hline(self, y: float, cls: str, label: str = "", *, label_at: str = "end") -> None:
+        """A horizontal line across the chart, its label above it at the right ('end') or left ('start')."""
         self.segment(*self.x_range, y, cls)
         if label:
+            x = self.width - MARGIN_RIGHT - 2 if label_at == "end" else self.margin_left + 2
             self.marks.append(
-                f'<text class="hlabel" x="{self.width - MARGIN_RIGHT - 2:.1f}" y="{self.y(y) - 3:.1f}" '
-                f'text-anchor="end">{escape(label)}</text>'
+                f'<text class="hlabel" x="{x:.1f}" y="{self.y(y) - 3:.1f}" '
+                f'text-anchor="{label_at}">{escape(label)}</text>'
             )
 
     def rect(self, x0: float, x1: float, y0: float, y1: float, cls: str, title: str | None = None) -> None:
@@ -113,7 +117,7 @@ class Chart:
     def to_svg(self) -> str:
         w, h = self.width, self.height
         bottom, right = h - MARGIN_BOTTOM, w - MARGIN_RIGHT
-        x_ticks = self.x_ticks or [(v, _fmt(v)) for v in nice_ticks(*self.x_range, target=8)]
+        x_ticks = self.x_ticks or [(v, tick_label(v)) for v in nice_ticks(*self.x_range, target=8)]
         axes = [
             f'<rect class="frame" x="{self.margin_left}" y="{MARGIN_TOP}" width="{right - self.margin_left}" '
             f'height="{bottom - MARGIN_TOP}"/>'
@@ -125,7 +129,9 @@ class Chart:
                 axes.append(
                     f'<text class="tick" x="{x:.1f}" y="{bottom + 12}" text-anchor="middle">{escape(label)}</text>'
                 )
-        y_ticks = self.y_ticks if self.y_ticks is not None else [(v, _fmt(v)) for v in nice_ticks(*self.y_range, 4)]
+        y_ticks = (
+            self.y_ticks if self.y_ticks is not None else [(v, tick_label(v)) for v in nice_ticks(*self.y_range, 4)]
+        )
         for v, label in y_ticks:
             y = self.y(v)
             axes.append(f'<line class="grid" x1="{self.margin_left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>')

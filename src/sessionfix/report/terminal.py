@@ -5,24 +5,30 @@ Returns rich renderables; printing them is the CLI's job.
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from ..effort import Quote, hours_and_minutes, units_label
 from ..findings import Finding
 from ..pipeline import Scan
-from .format import clock, db, quote_line, stem, where
+from ..session import sample_format
+from .format import SEVERITIES, clock, counted, db, moves_text, quote_line, stem, where, words
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
+def compact_table(title: str) -> Table:
+    """A compact table: a rule under the header, no vertical lines (fits 80 columns)."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+
+
 def track_table(scan: Scan) -> Table:
-    table = Table(
-        title=f"{scan.session.path.name}: {len(scan.session.tracks)} tracks, "
-        f"{scan.session.sr} Hz, {clock(scan.session.duration_s)}",
-        title_justify="left",
-        expand=False,
+    table = compact_table(
+        f"{scan.session.path.name}: {len(scan.session.tracks)} tracks, "
+        f"{scan.session.sr} Hz, {clock(scan.session.duration_s)}"
     )
     for column, justify in (
         ("track", "left"),
@@ -37,7 +43,12 @@ def track_table(scan: Scan) -> Table:
         stats = scan.qc.stats.get(t.name)
         peak = "-" if stats is None else db(stats.peak_dbfs)
         table.add_row(
-            t.name, scan.roles[t.name], f"{t.sr / 1000:g} kHz {t.subtype}", str(t.channels), clock(t.duration_s), peak
+            t.name,
+            scan.roles[t.name],
+            f"{t.sr / 1000:g} kHz {sample_format(t.subtype)}",
+            str(t.channels),
+            clock(t.duration_s),
+            peak,
         )
     return table
 
@@ -48,45 +59,54 @@ def kit_table(scan: Scan) -> RenderableType:
         return Text("")
     tempo = scan.kit.tempo
     title = "Kit coherence" + (f" (tempo {tempo.bpm:.1f} bpm)" if tempo else "")
-    table = Table(title=title, title_justify="left")
+    table = compact_table(title)
     for column, justify in (
         ("close -> reference", "left"),
         ("state", "left"),
-        ("natural lag ms", "right"),
-        ("spread ms", "right"),
-        ("hits", "right"),
+        ("lag ms", "right"),
+        ("moved", "right"),
+        ("by ms", "right"),
     ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     style = {"coherent": "green", "constant_offset": "yellow", "partially_quantised": "bold red"}
     for p in pairs:
-        assumed = p.natural_lag_basis == "geometry" and p.state == "partially_quantised"
+        assumed = p.natural_lag_basis == "geometry"
         natural = "-" if p.natural_lag_ms is None else f"{p.natural_lag_ms:.2f}" + ("*" if assumed else "")
-        spread = "-" if p.spread_ms is None else f"{p.spread_ms:.2f}"
         table.add_row(
             f"{stem(p.close)} -> {stem(p.reference)}",
-            Text(p.state, style=style[p.state]),
+            Text(words(p.state), style=style[p.state]),
             natural,
-            spread,
-            f"{int(p.measured.sum())}/{len(p.lags_ms)}",
+            f"{int((p.moved & p.measured).sum())} of {int(p.measured.sum())}",
+            moves_text(p),
         )
-    if any(p.natural_lag_basis == "geometry" and p.state == "partially_quantised" for p in pairs):
-        table.caption = "* every hit was moved: natural lag assumed from the distances of the unedited mics"
+    notes = [
+        "lag: the natural lag from close mic to reference; moved: hits edited on the close mic only, of those "
+        "heard on both; by: typical/largest move"
+    ]
+    if any(p.natural_lag_basis == "geometry" for p in pairs):
+        notes.append("*: every hit was moved, so the natural lag is assumed from the distances of the unedited mics")
+    table.caption = "\n".join(notes)
+    table.caption_justify = "left"
     return table
 
 
 def findings_view(findings: tuple[Finding, ...] | list[Finding]) -> RenderableType:
+    """Findings grouped by track: a severity, kind and place line, then the message indented under it
+    (wrapped lines keep the indent at any terminal width)."""
     if not findings:
         return Text("No findings: the session is clean.", style="green")
-    lines = Text()
+    rows: list[RenderableType] = []
     current: str | None = "\0"
     for f in findings:
         if f.track != current:
             current = f.track
-            lines.append(f"\n{f.track or 'session'}\n", style="bold")
-        lines.append(f"  {f.severity:<7} ", style=SEVERITY_STYLE[f.severity])
-        lines.append(f"{f.kind:<20} {where(f)}\n")
-        lines.append(f"          {f.message}\n", style="dim" if f.severity == "info" else "")
-    return lines
+            rows.append(Text(f"\n{f.track or 'session'}", style="bold"))
+        head = Text("  ")
+        head.append(f"{f.severity:<7} ", style=SEVERITY_STYLE[f.severity])
+        head.append(f"{words(f.kind)} · {where(f)}")
+        rows.append(head)
+        rows.append(Padding(Text(f.message, style="dim" if f.severity == "info" else ""), (0, 0, 0, 10)))
+    return Group(*rows)
 
 
 def parts_line(scan: Scan) -> Text:
@@ -99,7 +119,7 @@ def parts_line(scan: Scan) -> Text:
 
 def qc_table(scan: Scan) -> Table:
     """The technical checks per track, for --verbose."""
-    table = Table(title="Technical checks", title_justify="left")
+    table = compact_table("Technical checks")
     for column in ("track", "starts at s", "peak dBFS", "DC dBFS", "full-scale runs", "dual mono"):
         table.add_column(column, justify="left" if column == "track" else "right")
     for t in scan.session.tracks:
@@ -121,23 +141,23 @@ def qc_table(scan: Scan) -> Table:
 def effort_table(scan: Scan) -> RenderableType:
     if not scan.effort.items:
         return Text("")
-    table = Table(title="Manual repair estimate", title_justify="left")
+    table = compact_table("Manual repair estimate")
     for column, justify in (("work", "left"), ("amount", "right"), ("min each", "right"), ("minutes", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for item in scan.effort.items:
-        table.add_row(item.kind, units_label(item), f"{item.minutes_per_unit:g}", f"{item.minutes:g}")
+        table.add_row(words(item.kind), units_label(item), f"{item.minutes_per_unit:g}", f"{item.minutes:g}")
     return table
 
 
 def totals_line(scan: Scan, quote: Quote | None = None) -> Text:
-    counts = {s: sum(f.severity == s for f in scan.findings) for s in ("error", "warning", "info")}
+    severities = [f.severity for f in scan.findings]
     text = Text()
-    for severity, n in counts.items():
-        text.append(f"{n} {severity}{'s' if n != 1 else ''}  ", style=SEVERITY_STYLE[severity] if n else "dim")
-    minutes = scan.effort.manual_minutes
-    text.append(f"· estimated manual repair: {minutes:g} min ({hours_and_minutes(minutes)})")
+    for severity in SEVERITIES:
+        n = severities.count(severity)
+        text.append(f"{counted(n, severity)}  ", style=SEVERITY_STYLE[severity] if n else "dim")
+    text.append(f"· estimated manual repair: {hours_and_minutes(scan.effort.manual_minutes)}")
     if quote is not None:
-        text.append("\n" + quote_line(minutes, quote), style="bold")
+        text.append("\n" + quote_line(scan.effort.manual_minutes, quote), style="bold")
     return text
 
 
@@ -148,6 +168,7 @@ def terminal_report(scan: Scan, quote: Quote | None = None) -> RenderableType:
         parts_line(scan),
         Text("\nFindings", style="bold underline"),
         findings_view(scan.findings),
+        Text(""),
         effort_table(scan),
         totals_line(scan, quote),
     )
