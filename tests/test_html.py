@@ -142,3 +142,139 @@ def test_the_rendered_report_shows_its_plots(tmp_path: Path) -> None:
     for colour, least in ((MOVED, 1500), (NOTE, 1500)):
         assert pixels_of(full, colour) >= least, colour
         assert pixels_of(full, colour) > 3 * pixels_of(bare, colour) + 100, colour
+
+
+def test_tick_labels_are_the_values_at_their_positions() -> None:
+    from sessionfix.report.svg import nice_ticks, tick_label
+
+    assert [tick_label(v) for v in nice_ticks(0.0, 1.0, target=4)] == ["0", "0.25", "0.5", "0.75", "1"]
+    assert [tick_label(v) for v in (2.0, -0.0, 0.125, -1.5, 1e-7)] == ["2", "0", "0.125", "-1.5", "0"]
+    chart = Chart(x_range=(0.0, 1.0), y_range=(-1.0, 1.0), title="t", width=412.0, margin_left=56.0)
+    svg = chart.to_svg()
+    # every x tick label sits at x = margin + value / span * plot width: label and position agree
+    for x, label in re.findall(r'<text class="tick" x="([0-9.]+)" y="[0-9.]+" text-anchor="middle">([^<]+)<', svg):
+        assert float(x) == pytest.approx(56.0 + float(label) * (412.0 - 56.0 - 12.0), abs=0.06)
+
+
+def test_counts_and_plurals() -> None:
+    from sessionfix.findings import Finding
+    from sessionfix.report.format import counted, severity_counts
+
+    assert [counted(1, "warning"), counted(2, "warning"), counted(0, "error"), counted(3, "info")] == [
+        "1 warning",
+        "2 warnings",
+        "0 errors",
+        "3 info",
+    ]
+    found = [Finding(kind="clipping", severity=s, track="A.wav", message="m") for s in ("warning", "error", "info")]
+    assert severity_counts(found + found[:1]) == [("error", "1 error"), ("warning", "2 warnings"), ("info", "1 info")]
+
+
+def test_the_qc_report_counts_each_tracks_findings_by_severity() -> None:
+    result = _scan("qc")
+    html = scan_to_html(result)
+    tracks = re.search(r'<section id="tracks">(.*?)</section>', html, re.S).group(1)
+    for t in result.session.tracks:
+        row = re.search(r"<tr><td>" + re.escape(t.name) + r"</td>(.*?)</tr>", tracks, re.S).group(1)
+        shown = dict(re.findall(r'class="sev sev-(\w+)">(\d+) ', row))
+        expected = {}
+        for f in result.findings:
+            if f.track == t.name:
+                expected[f.severity] = str(int(expected.get(f.severity, "0")) + 1)
+        assert shown == expected, t.name
+    assert "PCM_" not in tracks and "16-bit" in tracks
+    assert re.search(r"<b>\d+ errors? · \d+ warnings?", html)  # plurals in the summary
+    # the timeline's x ticks: bar lines labelled with their own numbers, or seconds at their own values
+    timeline = re.search(r'<section id="findings-timeline">(.*?)</section>', html, re.S).group(1)
+    labels = re.findall(r'text-anchor="middle">([^<]+)</text>', timeline)
+    assert labels and all(re.fullmatch(r"-?\d+(\.\d+)?", x) for x in labels if x not in ("seconds", "bar"))
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_report_fits_the_screen_and_its_labels_do_not_overlap(tmp_path: Path, width: int) -> None:
+    """Layout facts from the page Chromium laid out at `width` px: the page never scrolls sideways, no
+    chart, heading or paragraph runs past the window, and no two chart text labels overlap."""
+    import json
+    from html import unescape
+
+    probe = """<script>
+    addEventListener('load', () => {
+      const boxes = [...document.querySelectorAll('svg text')].map(t => t.getBoundingClientRect());
+      let overlaps = 0;
+      for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i], b = boxes[j];
+        if (a.width && b.width && a.left < b.right - 1 && b.left < a.right - 1
+            && a.top < b.bottom - 1 && b.top < a.bottom - 1) overlaps++;
+      }
+      const wide = [...document.querySelectorAll('svg, .summary, h2, p')]
+        .filter(e => e.getBoundingClientRect().right > innerWidth + 1).length;
+      const facts = {scroll: document.documentElement.scrollWidth, inner: innerWidth, overlaps, wide,
+                     texts: boxes.length};
+      parent.postMessage(JSON.stringify(facts), '*');
+    });</script>"""
+    # a headless window is at least 500 px wide: the page is laid out in an iframe of the width under test
+    frame = f"""<!DOCTYPE html><html><body style="margin:0"><iframe src="page.html" width="{width}"
+      height="900" style="border:0"></iframe><script>addEventListener('message', e =>
+      document.body.setAttribute('data-facts', e.data));</script></body></html>"""
+    html = scan_to_html(_scan("demo"))
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)  # lets the probe run
+    (tmp_path / "page.html").write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
+    (tmp_path / "frame.html").write_text(frame, encoding="utf-8")
+    assert CHROMIUM is not None, "SESSIONFIX_REQUIRE_CHROMIUM is set but chromium is not on PATH"
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--allow-file-access-from-files",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,1000",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        (tmp_path / "frame.html").as_uri(),
+    ]
+    dom = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
+    facts = json.loads(unescape(re.search(r'data-facts="([^"]+)"', dom).group(1)))
+    assert facts["inner"] == width and facts["texts"] > 50  # laid out at that width, charts drawn
+    assert facts["scroll"] <= width  # the page never scrolls sideways
+    assert facts["wide"] == 0
+    assert facts["overlaps"] == 0
+
+
+@needs_chromium
+def test_printed_to_a4_no_heading_is_left_at_a_page_foot(tmp_path: Path) -> None:
+    """The report printed by Chromium to A4 PDF: no section heading ends a page (print CSS keeps it with
+    what follows), and a table that runs onto the next page repeats its header row there."""
+    import pypdf
+
+    result = _scan("qc")
+    (tmp_path / "report.html").write_text(scan_to_html(result), encoding="utf-8")
+    pdf = tmp_path / "report.pdf"
+    assert CHROMIUM is not None, "SESSIONFIX_REQUIRE_CHROMIUM is set but chromium is not on PATH"
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--no-pdf-header-footer",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--print-to-pdf={pdf}",
+        (tmp_path / "report.html").as_uri(),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    pages = [
+        [line.strip() for line in p.extract_text().splitlines() if line.strip()] for p in pypdf.PdfReader(pdf).pages
+    ]
+    assert len(pages) >= 2  # the QC fixture's report does not fit one page: the breaks are tested
+    headings = set(re.findall(r"<h2>([^<]+)</h2>", scan_to_html(result)))
+    for number, lines in enumerate(pages[:-1], 1):
+        assert lines[-1] not in headings, f"page {number} ends on the heading {lines[-1]!r}"
+    # a page opening inside a table opens with its repeated header row, never with a bare row
+    names = [t.name for t in result.session.tracks]
+    for number, lines in enumerate(pages[1:], 2):
+        first = lines[0]
+        assert not any(first.startswith(name) and first != name for name in names), f"page {number}: {first!r}"

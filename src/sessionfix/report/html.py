@@ -40,7 +40,7 @@ th { font-weight: 600; background: #f3f5f7; } td.num, th.num { text-align: right
 .summary { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 8px; }
 .summary div { border: 1px solid var(--rule); border-radius: 6px; padding: 8px 10px; }
 .summary b { display: block; font-size: 18px; }
-.sev { font-weight: 600; text-transform: uppercase; font-size: 11px; letter-spacing: .04em; }
+.sev { font-weight: 600; white-space: nowrap; }
 .sev-error { color: var(--error); } .sev-warning { color: var(--warning); } .sev-info { color: var(--info); }
 .state-partially_quantised { color: var(--error); font-weight: 600; } .state-constant_offset { color: var(--warning); }
 .state-coherent { color: var(--ok); }
@@ -298,8 +298,9 @@ def _part_chart(part: PartAnalysis, scan: Scan) -> str:
             f"{clock(note.start_s)} MIDI {note.midi}: {note.cents:+.0f} cents",
         )
     caption = (
-        f"Track tuning {part.offset_cents:+.1f} cents · {len(part.notes)} notes · bars: each note at its median pitch "
-        "(red: out of tune); grey: the pitch frame by frame; shaded red: out-of-tune passage, amber: out of time"
+        f"Track tuning {part.offset_cents:+.1f} cents · {counted(len(part.notes), 'note')} · "
+        "bars: each note at its median pitch (red: out of tune); grey: the pitch frame by frame; "
+        "shaded red: out-of-tune passage, amber: out of time"
     )
     return f"<figure><h3>{_e(part.track)}</h3>{chart.to_svg()}<figcaption>{_e(caption)}</figcaption></figure>"
 
