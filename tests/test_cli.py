@@ -241,3 +241,20 @@ def test_a_pro_tools_session_folder_is_scanned_and_delivered_whole(
             "sessionfix-edits.json",
         ]
     )
+
+
+def test_align_json_reports_the_realigned_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = json.loads(run(["scan", str(FIXTURES / "demo"), "--json", "-"], capsys)[1])
+    code, out, err = run(["align", str(FIXTURES / "demo"), "--out", str(tmp_path / "fixed"), "--json", "-"], capsys)
+    after = json.loads(out)  # stdout holds the JSON alone
+    jsonschema.validate(after, SCHEMA)
+    assert code in (0, 1) and err == ""
+    states = lambda report: {p["state"] for p in report["kit"]["pairs"]}  # noqa: E731
+    assert "partially_quantised" in states(before) and "partially_quantised" not in states(after)
+    # a folder target gets <session>.json; the dry run reports the session as it is
+    code, out, _ = run(
+        ["align", str(FIXTURES / "demo"), "--out", str(tmp_path / "x"), "-n", "--json", str(tmp_path / "r") + "/"],
+        capsys,
+    )
+    dry = json.loads((tmp_path / "r" / "demo.json").read_text())
+    assert code == 0 and states(dry) == states(before) and not (tmp_path / "x").exists()

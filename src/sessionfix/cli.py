@@ -341,6 +341,13 @@ def align_command(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors; the exit code tells the rest."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print every cut and move."),
+    json_out: str | None = typer.Option(
+        None,
+        "--json",
+        metavar="FILE|DIR|-",
+        help="Write the sessionfix.scan/1 JSON report of the realigned session (with --dry-run: of the session "
+        "as it is) to FILE, into DIR as <session>.json, or - for stdout.",
+    ),
 ) -> None:
     """Realign the kit: slice, shift and crossfade so that every hit is coherent again.
 
@@ -361,9 +368,22 @@ def align_command(
         raise OutputError(f"--out {out} is a file; give a folder")
     if not dry_run and out.is_dir() and any(out.iterdir()) and not force:
         raise OutputError(f"--out {out} is not empty; give a new or empty folder, or add --force to replace it")
+    (json_path,) = _report_paths([session], json_out, ".json", "--json")
+    if json_path is not None and session.is_dir() and _inside(json_path, session):
+        raise OutputError(f"--json {json_path} is inside the session folder; write the report elsewhere")
+    quiet = quiet or json_out == "-"  # stdout carries the JSON alone
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
     with ProgressBars(show=show_progress) as bars:
         result = align(session, out, follow=follow.value, dry_run=dry_run, force=force, progress=bars)
+    if json_out is not None:
+        from .report.json_report import scan_to_dict
+
+        report = json.dumps(scan_to_dict(result.after if result.after is not None else result.before), indent=1)
+        if json_path is None:
+            sys.stdout.write(report + "\n")
+            sys.stdout.flush()
+        else:
+            write_atomically(json_path, report + "\n")
     console = _console(quiet=quiet)
     console.print(_plan_summary(result.before, result.plan))
     if dry_run or verbose:
