@@ -61,6 +61,17 @@ def moves_text(pair: PairAnalysis) -> str:
     return f"{np.median(moves):.1f}/{moves.max():.1f}"
 
 
+def assumed_lag(pair: PairAnalysis) -> bool:
+    """True when the pair's natural lag is assumed from the kit's geometry, not measured: marked '*'."""
+    return pair.natural_lag_ms is not None and pair.natural_lag_basis == "geometry"
+
+
+ASSUMED_NOTE = (
+    "* The natural lag could not be measured on hits that were left as played; it is assumed from the "
+    "distances of the kit mics that were not edited."
+)
+
+
 def stem(name: str) -> str:
     """A file name without its extension."""
     return name.rsplit(".", 1)[0]

@@ -22,7 +22,20 @@ from ..kit import PairAnalysis
 from ..parts import PartAnalysis
 from ..pipeline import Scan
 from ..session import sample_format
-from .format import clock, counted, db, money, moves_text, quote_line, severity_counts, stem, where, words
+from .format import (
+    ASSUMED_NOTE,
+    assumed_lag,
+    clock,
+    counted,
+    db,
+    money,
+    moves_text,
+    quote_line,
+    severity_counts,
+    stem,
+    where,
+    words,
+)
 from .svg import Chart
 
 CSS = """
@@ -200,7 +213,7 @@ def _pair_chart(pair: PairAnalysis, scan: Scan) -> str:
         height=160.0,
     )
     if pair.natural_lag_ms is not None:
-        assumed = "*" if pair.natural_lag_basis == "geometry" else ""
+        assumed = "*" if assumed_lag(pair) else ""
         chart.hline(pair.natural_lag_ms, "natural", f"natural {pair.natural_lag_ms:.2f} ms{assumed}")
     moves = pair.moves_ms
     moved = measured & pair.moved
@@ -220,7 +233,7 @@ def _pair_chart(pair: PairAnalysis, scan: Scan) -> str:
         '<span class="dot dot-steady"></span> green: a hit at its natural lag (dashed line) · '
         '<span class="dot dot-moved"></span> red: a hit moved on the close mic only · '
         '<span class="dot dot-unmeasured"></span> grey, on the lower edge: a hit not heard clearly on both mics'
-        + ("; * natural lag assumed (see the table)" if pair.natural_lag_basis == "geometry" else "")
+        + ("; * natural lag assumed (see the table)" if assumed_lag(pair) else "")
     )
     return (
         f"<figure><h3>{_e(stem(pair.close))} → {_e(stem(pair.reference))}</h3>{chart.to_svg()}"
@@ -235,7 +248,7 @@ def _kit_section(scan: Scan) -> str:
     rows = []
     for p in pairs:
         natural = "-" if p.natural_lag_ms is None else f"{p.natural_lag_ms:.3f}"
-        if p.natural_lag_basis == "geometry":
+        if assumed_lag(p):
             natural += "*"
         rows.append(
             f"<tr><td>{_e(p.close)} → {_e(p.reference)}</td><td>{_e(p.instrument)}</td>"
@@ -251,11 +264,8 @@ def _kit_section(scan: Scan) -> str:
         '<p class="note">Natural lag: how long a hit takes from the close mic to the reference mic. Hits moved: '
         "of the hits heard on both mics, those edited on the close mic only.</p>"
     )
-    if any(p.natural_lag_basis == "geometry" for p in pairs):
-        note += (
-            '<p class="note">* Every hit was moved on this close mic, so its natural lag cannot be measured; it is '
-            "assumed from the distances of the kit mics that were not edited.</p>"
-        )
+    if any(assumed_lag(p) for p in pairs):
+        note += f'<p class="note">{_e(ASSUMED_NOTE)}</p>'
     charts = "".join(_pair_chart(p, scan) for p in pairs)
     return (
         f"<div class=scroll><table>{head}{''.join(rows)}</table></div>{note}"

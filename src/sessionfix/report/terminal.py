@@ -15,7 +15,19 @@ from ..effort import Quote, hours_and_minutes, units_label
 from ..findings import Finding
 from ..pipeline import Scan
 from ..session import sample_format
-from .format import SEVERITIES, clock, counted, db, moves_text, quote_line, stem, where, words
+from .format import (
+    ASSUMED_NOTE,
+    SEVERITIES,
+    assumed_lag,
+    clock,
+    counted,
+    db,
+    moves_text,
+    quote_line,
+    stem,
+    where,
+    words,
+)
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -70,7 +82,7 @@ def kit_table(scan: Scan) -> RenderableType:
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     style = {"coherent": "green", "constant_offset": "yellow", "partially_quantised": "bold red"}
     for p in pairs:
-        assumed = p.natural_lag_basis == "geometry"
+        assumed = assumed_lag(p)
         natural = "-" if p.natural_lag_ms is None else f"{p.natural_lag_ms:.2f}" + ("*" if assumed else "")
         table.add_row(
             f"{stem(p.close)} -> {stem(p.reference)}",
@@ -83,8 +95,8 @@ def kit_table(scan: Scan) -> RenderableType:
         "lag: the natural lag from close mic to reference; moved: hits edited on the close mic only, of those "
         "heard on both; by: typical/largest move"
     ]
-    if any(p.natural_lag_basis == "geometry" for p in pairs):
-        notes.append("*: every hit was moved, so the natural lag is assumed from the distances of the unedited mics")
+    if any(assumed_lag(p) for p in pairs):
+        notes.append(ASSUMED_NOTE)
     table.caption = "\n".join(notes)
     table.caption_justify = "left"
     return table
