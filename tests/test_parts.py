@@ -99,3 +99,19 @@ def test_a_dragging_phrase_is_out_of_time_and_single_notes_are_not() -> None:
     assert (finding.start_s, finding.end_s) == pytest.approx(
         (TEMPO.first_beat_s + 3 * 4 * TEMPO.beat_s, TEMPO.first_beat_s + 6 * 4 * TEMPO.beat_s), abs=1e-3
     )
+
+
+def test_track_tuning_is_a_circular_mean_of_the_notes_cents() -> None:
+    from sessionfix.parts import track_tuning_cents
+
+    rng = np.random.default_rng(4)
+    # a track tuned 48 cents sharp: its notes wrap between +40..+50 and -50..-44 against the nearest
+    # semitone, and a plain median or mean would call it near 0
+    cents = ((48.0 + rng.normal(0, 4, 60)) + 50.0) % 100.0 - 50.0
+    assert np.mean(cents) == pytest.approx(0.0, abs=25)  # what a linear mean would say
+    assert abs(((track_tuning_cents(cents) - 48.0) + 50.0) % 100.0 - 50.0) < 2.0
+    # a flat phrase (a quarter of the notes 40 cents under) does not pull the tuning
+    steady = np.concatenate([rng.normal(-28, 3, 45), rng.normal(-68, 3, 15)])
+    steady = (steady + 50.0) % 100.0 - 50.0
+    assert track_tuning_cents(steady) == pytest.approx(-28.0, abs=2.0)
+    assert track_tuning_cents(np.array([])) == 0.0

@@ -79,3 +79,22 @@ def test_kit_layout_pairs_every_close_mic_with_every_reference_and_groups_siblin
     assert set(layout.siblings) == {("Kick In.wav", "Kick Out.wav"), ("Snare Bottom.wav", "Snare Top.wav")}
     custom = kit_layout(assign_roles(names), pairs={"Snare Top.wav": ("OH L.wav",)})
     assert [p.reference for p in custom.pairs if p.close == "Snare Top.wav"] == ["OH L.wav"]
+
+
+@pytest.mark.parametrize(
+    ("name", "role"),
+    [
+        ("Drums.wav", "kit"),
+        ("Drum Kit.wav", "kit"),
+        ("Kit.wav", "kit"),
+        ("Drum Bus.wav", "kit"),
+        ("DrumBus.wav", "kit"),
+        ("03 Drums Mono.aif", "kit"),
+        ("Bass Drum.wav", "kick"),  # a kit mic rule comes first
+        ("Drum Room.wav", "room"),
+        ("Drum OH L.wav", "overhead"),
+        ("Kit Room.wav", "room"),
+    ],
+)
+def test_a_one_mic_kit_or_drum_bus_is_the_kit_role(name: str, role: str) -> None:
+    assert role_from_name(name) == role

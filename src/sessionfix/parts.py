@@ -193,7 +193,7 @@ def analyse_part(
         midi, cents = _note_cents(f0[lo:hi], a4_hz)
         onset_ms = float(tempo.grid_error_s(np.array([start - baseline]))[0] * 1e3) if tempo else None
         notes.append(Note(start_s=start, end_s=float(times[hi - 1]), midi=midi, cents=cents, onset_ms=onset_ms))
-    offset = float(np.median([n.cents for n in notes])) if notes else 0.0
+    offset = track_tuning_cents(np.array([n.cents for n in notes]))
     cents_track = _wrap(1200 * np.log2(f0 / a4_hz))
     return PartAnalysis(
         track=track,
@@ -221,6 +221,19 @@ def _attacks(signal: np.ndarray, sr: int, voiced_s: np.ndarray) -> np.ndarray:
         if hi - lo > 1 and rise[lo:hi].max() > 3.0:  # a re-struck note rises by more than 3 dB
             out[i] = centre_s[lo + int(np.argmax(rise[lo:hi]))] - 0.005  # the rise ends 5 ms into the attack
     return out
+
+
+def track_tuning_cents(note_cents: np.ndarray) -> float:
+    """A track's own tuning from its notes' cents (each in [-50, 50) against the nearest semitone):
+    a circular mean over the 100-cent period, so a track tuned near a quarter tone, whose notes wrap
+    between +49 and -49, reads +-50 and not 0; then the median around it, so a flat phrase does not
+    pull the tuning. Cents, in [-50, 50)."""
+    cents = np.asarray(note_cents, float)
+    cents = cents[np.isfinite(cents)]
+    if cents.size == 0:
+        return 0.0
+    mean = float(np.angle(np.mean(np.exp(2j * np.pi * cents / 100.0))) / (2 * np.pi) * 100.0)
+    return float(_wrap(mean + float(np.median(_wrap(cents - mean)))))
 
 
 def _usual_placement(starts_s: np.ndarray, tempo: Tempo) -> float:

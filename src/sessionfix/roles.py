@@ -39,6 +39,8 @@ _RULES: tuple[tuple[Role, str], ...] = (
     ("cymbal", r"ride|crash|china|splash|cym|cymbal|cyms|bell"),
     ("overhead", r"oh|ohs|ovh|ovhd|ovhds|ovr|over|overs|overhead|overheads|o ?heads?|ohl|ohr|cymbals"),
     ("room", r"room|rooms|rm|rms|amb|ambi|ambience|ambient|far|trash|crush|crushed|hall|roomy"),
+    # one mic or a bus for the whole kit: after the kit mic rules ("Drum Room" is a room, "Drum OH" an overhead)
+    ("kit", r"drums?|drum ?kit|kit|kits|drum ?bus|drumbus|drum ?mix|drum ?buss|drum ?stem|drum ?mono|drum ?stereo"),
     ("bass", r"bass|bassline|bas|bss|bs|bgtr|b ?di|sub|synbass|upright|contrabass|808|ebass"),
     (
         "guitar",
