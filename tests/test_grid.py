@@ -77,7 +77,7 @@ def test_a_drifting_drummer_keeps_his_beats_over_64_bars(bpm: float) -> None:
     downbeats = p.beats_s[::4][:-1]
     first = tempo.bar_number(float(downbeats[0]) + 0.01)
     assert [tempo.bar_number(float(t) + 0.01) for t in downbeats] == list(range(first, first + len(downbeats)))
-    assert tempo.bar_number(0.0) == 1 and tempo.bar_number_start_s(first) == pytest.approx(downbeats[0], abs=0.01)
+    assert first >= 1 and tempo.bar_number_start_s(first) == pytest.approx(downbeats[0], abs=0.01)
 
 
 def test_a_straight_grid_is_reproduced_to_the_sample() -> None:
@@ -88,15 +88,19 @@ def test_a_straight_grid_is_reproduced_to_the_sample() -> None:
     assert tempo.bpm == pytest.approx(137.0, rel=1e-6)
 
 
-def test_bars_are_numbered_as_the_daw_counts_them_with_a_pickup() -> None:
-    # 120 bpm, the first downbeat at 2.0 s: the session starts one bar before it, on a bar line, and
-    # the two pickup snares fall in that bar. A DAW that bounced this from bar 1 shows the downbeat in bar 2.
+def test_bars_count_from_1_after_a_pickup_and_after_a_count_in() -> None:
+    # 120 bpm, the first downbeat at 2.0 s: the session starts a whole bar before it (a count-in bar
+    # holding two pickup snares): numbered as the DAW shows it, the downbeat is bar 2
     p = drummer(120.0, 16, seed=5, drift=0.0, jitter_ms=3.0, pickup=True)
     tempo = _estimate(p)
-    assert tempo.bar_number(float(p.beats_s[0]) + 0.01) == 2  # the first downbeat
-    assert tempo.bar_number(float(p.beats_s[0]) - 0.2) == 1  # the pickup: bar 1, never bar 0
+    assert tempo.bar_number(float(p.beats_s[0]) + 0.01) == 2
+    assert tempo.bar_number(float(p.beats_s[0]) - 0.2) == 1
     assert tempo.bar_number(0.0) == 1 and tempo.bar_number_start_s(1) == pytest.approx(0.0, abs=0.01)
     assert tempo.bar_span(0.5, float(p.beats_s[4]) + 0.01) == "bars 1-3"
+    # a lead-in of one beat is a pickup: bar 1 is the first downbeat, the beat before it 'the pickup'
+    short = Tempo.straight(bpm=120.0, first_beat_s=0.5, meter=4, end_s=10.0)
+    assert short.bar_number(0.6) == 1 and short.bar_number(2.6) == 2
+    assert short.bar_span(0.1, 0.3) == "the pickup" and short.bar_span(0.1, 2.6) == "the pickup to bar 2"
 
 
 def test_grid_error_is_measured_against_the_beats_around_a_hit() -> None:
@@ -107,8 +111,9 @@ def test_grid_error_is_measured_against_the_beats_around_a_hit() -> None:
         tempo.grid_error_s(np.array([2.13, 2.75, 1.76, 0.5])), [-0.02, 0.0, 0.01, 0.0], atol=1e-12
     )
     assert (
-        tempo.bar_span(1.0, 3.1) == "bar 2"  # the session starts two beats before the first downbeat
-        and tempo.bar_span(1.0, 3.3) == "bars 2-3"
+        tempo.bar_span(1.0, 3.1) == "bar 1"  # the two beats before it are a pickup
+        and tempo.bar_span(1.0, 3.3) == "bars 1-2"
+        and tempo.bar_span(0.2, 1.1) == "the pickup to bar 1"
         and tempo.beat_in_bar(2.3) == pytest.approx(3.5)
     )
 

@@ -50,7 +50,7 @@ def test_notes_cents_and_a_flat_passage() -> None:
     midis = list(rng.choice([45, 48, 50, 52, 55, 57], 48))
     cents = [0.0] * 48
     for i in range(16, 24):
-        cents[i] = -40.0  # the line's third bar: a flat passage (bar 4 in the DAW: the 0.5 s lead-in is bar 1)
+        cents[i] = -40.0  # the third bar (the 0.5 s lead-in is a pickup): a flat passage
     part = analyse_part(
         _line(midis, cents, vibrato_cents=20),
         sr=SR,
@@ -64,7 +64,7 @@ def test_notes_cents_and_a_flat_passage() -> None:
     result = combine_parts([part], tempo=TEMPO, params=PartsParams())
     (finding,) = [f for f in result.findings if f.kind == "out_of_tune"]
     assert finding.value == pytest.approx(-40.0, abs=3.0)
-    assert "bar 4" in finding.message and "8 notes" in finding.message
+    assert "bar 3" in finding.message and "8 notes" in finding.message
     assert finding.count == 8  # notes to retune, what the estimate charges for
 
 
@@ -86,7 +86,7 @@ def test_a_dragging_phrase_is_out_of_time_and_single_notes_are_not() -> None:
     midis = [57, 60, 62, 64] * 16
     late = [0.0] * 64
     for i in range(24, 48):
-        late[i] = 35.0  # the line's bars 4, 5 and 6 (DAW bars 5-7), 8 eighths a bar
+        late[i] = 35.0  # bars 4, 5 and 6 after the pickup, 8 eighths a bar
     late[10] = 45.0  # one expressive note
     part = analyse_part(
         _line(midis, [0.0] * 64, late_ms=late), sr=SR, track="Gtr.wav", a4_hz=440.0, tempo=TEMPO, params=PartsParams()
@@ -94,7 +94,7 @@ def test_a_dragging_phrase_is_out_of_time_and_single_notes_are_not() -> None:
     result = combine_parts([part], tempo=TEMPO, params=PartsParams())
     (finding,) = [f for f in result.findings if f.kind == "out_of_time"]
     assert finding.value == pytest.approx(35.0, abs=5.0)
-    assert "bars 5-7" in finding.message and "late" in finding.message  # DAW bars: the lead-in is bar 1
+    assert "bars 4-6" in finding.message and "late" in finding.message
     assert finding.count == 3  # bars to re-time
     assert (finding.start_s, finding.end_s) == pytest.approx(
         (TEMPO.first_beat_s + 3 * 4 * TEMPO.beat_s, TEMPO.first_beat_s + 6 * 4 * TEMPO.beat_s), abs=1e-3

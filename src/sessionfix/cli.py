@@ -434,7 +434,9 @@ def _plan_lines(result: Scan, plan: EditPlan) -> list[str]:
     lines = []
     for cut, move in zip(plan.cuts, plan.moves, strict=True):
         t = cut / sr
-        where = f"bar {tempo.bar_number(t):>3d} beat {tempo.beat_in_bar(t):4.2f}" if tempo else ""
+        bar = tempo.bar_number(t) if tempo else 0
+        where = "" if tempo is None else f"bar {bar:>3d}" if bar >= 1 else "pickup "
+        where += f" beat {tempo.beat_in_bar(t):4.2f}" if tempo else ""
         lines.append(f"  cut at {t:9.3f} s {where}  move {move / sr * 1e3:+7.3f} ms ({move:+.2f} samples)")
     return lines
 

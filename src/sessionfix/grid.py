@@ -16,9 +16,9 @@ How the map is found:
 3. The beats: a local, robust linear fit of hit time against index around every beat (a Gaussian window
    of one bar each side): exact on a quantised grid, smooth on a human one.
 4. Bar lines: kicks on beats 1 and 3, snares on 2 and 4 choose which beat starts the bar. Bars are
-   reckoned from the first downbeat the drums play (`bar_of` 0) and numbered for people as the DAW's
-   ruler does when the session was bounced from a bar line: bar 1 is the bar the session starts in, so a
-   pickup or a count-in is bar 1, never bar 0 (`bar_number`).
+   reckoned from the first downbeat the drums play (`bar_of` 0). For people they count from 1: after a
+   pickup (a lead-in shorter than a bar) bar 1 is the first downbeat; after a count-in or an intro
+   without drums, bar 1 is the bar the session starts in, as the DAW's ruler shows it (`bar_number`).
 """
 
 from __future__ import annotations
@@ -95,20 +95,21 @@ class Tempo:
 
     @property
     def first_bar(self) -> int:
-        """0-based bar (see `bar_of`) that the session's start falls in: the DAW's bar 1. A session
-        bounced from a bar line keeps its DAW bar numbers; a pickup or count-in is bar 1, not bar 0."""
+        """0-based bar (see `bar_of`) counted as bar 1. A lead-in shorter than a bar before the first
+        downbeat is a pickup: bar 1 is the first downbeat and the pickup is 'the pickup'. A longer one
+        (a count-in, an intro without drums) is numbered as the DAW's ruler does for a session bounced
+        from a bar line: bar 1 is the bar the session starts in."""
+        bar_s = self.meter * self.beat_s
+        if self.first_beat_s < bar_s - 0.25 * self.beat_s:
+            return 0
         return min(self.bar_of(0.25 * self.beat_s), 0)  # a quarter beat in: a bar line at 0 +- rounding
 
     def bar_number(self, t_s: float) -> int:
-        """The bar an engineer counts in the DAW, from 1 at the session's start."""
+        """The bar an engineer counts, from 1 (see `first_bar`); 0 or less in a pickup."""
         return self.bar_of(t_s) - self.first_bar + 1
 
-    def bar_number_start_s(self, number: int) -> float:
-        """Where bar `number` (counted from 1, see `bar_number`) starts, seconds (may be before 0)."""
-        return self.bar_start_s(number - 1 + self.first_bar)
-
     def bar_start_s(self, bar: int) -> float:
-        """Where 0-based bar `bar` starts, seconds."""
+        """Where 0-based bar `bar` (see `bar_of`) starts, seconds."""
         return float(self.time_of(self.downbeat + bar * self.meter))
 
     def beat_in_bar(self, t_s: float) -> float:
@@ -116,9 +117,17 @@ class Tempo:
         beats = float(self.beat_index(t_s)) - self.downbeat
         return float(beats - self.meter * np.floor(beats / self.meter + 1e-9) + 1.0)
 
+    def bar_number_start_s(self, number: int) -> float:
+        """Where bar `number` (counted from 1, see `bar_number`) starts, seconds (may be before 0)."""
+        return self.bar_start_s(number - 1 + self.first_bar)
+
     def bar_span(self, start_s: float, end_s: float) -> str:
-        """'bar 3' or 'bars 3-5': the bars (see `bar_number`) that [start_s, end_s] touches."""
+        """'bar 3', 'bars 3-5', 'the pickup' or 'the pickup to bar 2': the bars [start_s, end_s] touches."""
         a, b = self.bar_number(start_s), self.bar_number(end_s)
+        if b < 1:
+            return "the pickup"
+        if a < 1:
+            return f"the pickup to bar {b}"
         return f"bar {a}" if a == b else f"bars {a}-{b}"
 
     def grid_error_s(self, times_s: np.ndarray, *, division: int = STEPS_PER_BEAT) -> np.ndarray:

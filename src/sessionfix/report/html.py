@@ -98,10 +98,10 @@ def _e(value: object) -> str:
 
 
 def _bar_ticks(tempo: Tempo | None, duration_s: float) -> tuple[list[tuple[float, str]], str]:
-    """x ticks at bar lines, labelled with bar numbers (1 = the bar the session starts in), at most ~16."""
+    """x ticks at bar lines, labelled with bar numbers (see `Tempo.bar_number`), at most ~16 of them."""
     if tempo is None:
         return [], "seconds"
-    first = tempo.bar_number(0.0)
+    first = max(tempo.bar_number(0.0), 1)  # a pickup gets no tick of its own
     last = tempo.bar_number(duration_s)
     step = next(s for s in (1, 2, 4, 8, 16, 32, 64, 128, 256) if (last - first) / s <= 16)
     bars = [b for b in range(first, last + 1) if (b - 1) % step == 0]
@@ -190,7 +190,7 @@ def _timeline(scan: Scan) -> str:
             chart.rect(f.start_s, max(end, f.start_s + duration / 400), y0 + 0.15, y0 + 0.85, f"tl-{f.severity}", tip)
     caption = (
         "Marks: red error, amber warning, blue info; a faint full-width bar is a whole-track finding. "
-        "Bar 1 is the bar the session starts in, as in the DAW that bounced it from a bar line."
+        "Bar 1 is the first downbeat after a pickup, or the bar the session starts in after a count-in or intro."
     )
     return f"<figure>{chart.to_svg()}<figcaption>{caption}</figcaption></figure>"
 
