@@ -18,7 +18,7 @@ from typing import TypeVar
 import numpy as np
 from scipy.signal import find_peaks
 
-from .findings import Finding
+from .findings import Finding, Severity
 from .progress import Progress, quiet
 from .roles import KitLayout, is_underside
 from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read_windows, sample_format
@@ -321,6 +321,7 @@ def _bit_depth_finding(track: Track, session_subtype: str) -> Finding:
     the session's resolution. Finer: nothing is lost; the other stems may have been bounced too coarse."""
     own, common = sample_format(track.subtype), sample_format(session_subtype)
     bits = SUBTYPE_BITS.get(track.subtype)
+    severity: Severity
     if _resolution(track.subtype) < _resolution(session_subtype):
         severity, advice = "warning", f"ask for a {common} re-export: it may have been bounced with other settings"
     else:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..effort import Quote
-from ..findings import Finding
+from ..findings import Finding, Severity
 from ..grid import Tempo
 from ..kit import PairAnalysis
 
@@ -33,7 +33,7 @@ def where(f: Finding, tempo: Tempo | None = None) -> str:
     return f"{span} ({tempo.bar_span(f.start_s, last)})"
 
 
-SEVERITIES = ("error", "warning", "info")
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")  # worst first
 
 
 def counted(n: int, noun: str) -> str:
