@@ -209,8 +209,9 @@ def test_the_report_fits_the_screen_and_its_labels_do_not_overlap(tmp_path: Path
       }
       const wide = [...document.querySelectorAll('svg, .summary, h2, p')]
         .filter(e => e.getBoundingClientRect().right > innerWidth + 1).length;
+      const cramped = [...document.querySelectorAll('.scroll')].filter(e => e.scrollWidth > e.clientWidth + 1).length;
       const facts = {scroll: document.documentElement.scrollWidth, inner: innerWidth, overlaps, wide,
-                     texts: boxes.length};
+                     cramped, texts: boxes.length};
       parent.postMessage(JSON.stringify(facts), '*');
     });</script>"""
     # a headless window is at least 500 px wide: the page is laid out in an iframe of the width under test
@@ -241,6 +242,7 @@ def test_the_report_fits_the_screen_and_its_labels_do_not_overlap(tmp_path: Path
     assert facts["inner"] == width and facts["texts"] > 50  # laid out at that width, charts drawn
     assert facts["scroll"] <= width  # the page never scrolls sideways
     assert facts["wide"] == 0
+    assert facts["cramped"] == 0  # every table fits: none needs its sideways scroll on this session
     assert facts["overlaps"] == 0
 
 

@@ -60,7 +60,7 @@ th { font-weight: 600; background: #f3f5f7; } td.num, th.num { text-align: right
 .dot { display: inline-block; width: 8px; height: 8px; border-radius: 50%; vertical-align: baseline; }
 .dot-steady { background: var(--ok); } .dot-moved { background: var(--error); } .dot-unmeasured { background: #b0b8c0; }
 .scroll { overflow-x: auto; }
-td { overflow-wrap: anywhere; }
+td { overflow-wrap: break-word; } td.num { white-space: nowrap; }
 thead { display: table-header-group; }
 .fix { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; color: var(--dim); }
 .quote { font-size: 16px; font-weight: 600; margin: 8px 0; }
@@ -80,8 +80,9 @@ svg .band-out_of_time { fill: var(--warning); opacity: .18; }
 svg .tl-error { fill: var(--error); } svg .tl-warning { fill: var(--warning); } svg .tl-info { fill: var(--info); }
 svg .tl-whole { opacity: .28; }
 @page { size: A4; margin: 12mm; }
-@media (max-width: 600px) { body { padding: 0 8px; margin: 12px auto; font-size: 13px; }
-  th, td { padding: 2px 4px; } .summary { grid-template-columns: 1fr 1fr; } .summary b { font-size: 15px; } }
+@media (max-width: 600px) { body { padding: 0 6px; margin: 12px auto; font-size: 13px; }
+  th, td { padding: 2px 3px; } table { font-size: 11px; } .fix { font-size: 10px; }
+  .summary { grid-template-columns: 1fr 1fr; } .summary b { font-size: 15px; } }
 @media print { body { margin: 0; max-width: none; font-size: 11px; }
   h2, h3 { break-after: avoid; page-break-after: avoid; }
   tr, figure, .summary div { break-inside: avoid; page-break-inside: avoid; }
@@ -258,11 +259,11 @@ def _kit_section(scan: Scan) -> str:
         )
     head = (
         "<thead><tr><th>close → reference</th><th>drum</th><th>state</th><th class=num>natural lag ms</th>"
-        "<th class=num>hits moved</th><th class=num>moved by ms (typical/largest)</th></tr></thead>"
+        "<th class=num>hits moved</th><th class=num>moved by ms</th></tr></thead>"
     )
     note = (
         '<p class="note">Natural lag: how long a hit takes from the close mic to the reference mic. Hits moved: '
-        "of the hits heard on both mics, those edited on the close mic only.</p>"
+        "of the hits heard on both mics, those edited on the close mic only. Moved by: typical/largest move.</p>"
     )
     if any(assumed_lag(p) for p in pairs):
         note += f'<p class="note">{_e(ASSUMED_NOTE)}</p>'
