@@ -33,34 +33,35 @@ def _scan(name: str) -> Scan:
     return scan(FIXTURES / name)
 
 
+def chromium(folder: Path, *options: str, page: Path) -> str:
+    """Run headless Chromium, offline and with a throw-away profile in `folder`, on `page` with
+    `options` (--screenshot=, --dump-dom, --print-to-pdf=, ...); returns what it printed on stdout."""
+    assert CHROMIUM is not None, "SESSIONFIX_REQUIRE_CHROMIUM is set but chromium is not on PATH"
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={folder / 'chromium-profile'}",
+        *options,
+        page.as_uri(),
+    ]
+    return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
+
+
 def screenshot(html: str, folder: Path, *, width: int, height: int) -> np.ndarray:
     """The page rendered by headless Chromium, as an RGB array (height, width, 3)."""
     from PIL import Image
 
     page, png = folder / "page.html", folder / "page.png"
     page.write_text(html, encoding="utf-8")
-    assert CHROMIUM is not None, "SESSIONFIX_REQUIRE_CHROMIUM is set but chromium is not on PATH"
-    subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            f"--user-data-dir={folder / 'chromium-profile'}",
-            f"--window-size={width},{height}",
-            f"--screenshot={png}",
-            page.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    chromium(folder, f"--window-size={width},{height}", f"--screenshot={png}", page=page)
     return np.asarray(Image.open(png).convert("RGB"))
 
 
@@ -222,22 +223,14 @@ def test_the_report_fits_the_screen_and_its_labels_do_not_overlap(tmp_path: Path
     html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)  # lets the probe run
     (tmp_path / "page.html").write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
     (tmp_path / "frame.html").write_text(frame, encoding="utf-8")
-    assert CHROMIUM is not None, "SESSIONFIX_REQUIRE_CHROMIUM is set but chromium is not on PATH"
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--hide-scrollbars",
+    dom = chromium(
+        tmp_path,
         "--allow-file-access-from-files",
-        f"--user-data-dir={tmp_path / 'profile'}",
         "--window-size=1400,1000",
         "--virtual-time-budget=5000",
         "--dump-dom",
-        (tmp_path / "frame.html").as_uri(),
-    ]
-    dom = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
+        page=tmp_path / "frame.html",
+    )
     facts = json.loads(unescape(re.search(r'data-facts="([^"]+)"', dom).group(1)))
     assert facts["inner"] == width and facts["texts"] > 50  # laid out at that width, charts drawn
     assert facts["scroll"] <= width  # the page never scrolls sideways
@@ -255,19 +248,7 @@ def test_printed_to_a4_no_heading_is_left_at_a_page_foot(tmp_path: Path) -> None
     result = _scan("qc")
     (tmp_path / "report.html").write_text(scan_to_html(result), encoding="utf-8")
     pdf = tmp_path / "report.pdf"
-    assert CHROMIUM is not None, "SESSIONFIX_REQUIRE_CHROMIUM is set but chromium is not on PATH"
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--no-pdf-header-footer",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--print-to-pdf={pdf}",
-        (tmp_path / "report.html").as_uri(),
-    ]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page=tmp_path / "report.html")
     pages = [
         [line.strip() for line in p.extract_text().splitlines() if line.strip()] for p in pypdf.PdfReader(pdf).pages
     ]
