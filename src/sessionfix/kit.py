@@ -522,15 +522,11 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
             lag = float(np.median([p.natural_lag_ms for p in late]))
             delay = lag - NOMINAL_LAG_MS.get(roles[ref], 3.0)
             out.append(
-                Finding(
-                    kind="mic_delay",
-                    severity="error",
-                    track=ref,
-                    value=round(delay, 2),
-                    unit="ms",
-                    message=f"{_names([ref])} hears the kit {lag:.1f} ms after the close mics, more than its distance "
-                    f"allows: it is delayed by about {delay:.1f} ms (a latency-compensation or routing fault); "
-                    f"slide it {delay:.1f} ms earlier",
+                _mic_delay(
+                    ref,
+                    delay,
+                    f"{_names([ref])} hears the kit {lag:.1f} ms after the close mics, more than its distance "
+                    f"allows: it is delayed by about {delay:.1f} ms (a latency-compensation or routing fault)",
                 )
             )
     for close in layout.close:
@@ -549,15 +545,24 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
         lag = float(np.median([p.natural_lag_ms for p in overheads]))
         delay = float(np.median(implied))
         out.append(
-            Finding(
-                kind="mic_delay",
-                severity="error",
-                track=close,
-                value=round(delay, 2),
-                unit="ms",
-                message=f"{_names([close])} is heard {-lag:.1f} ms after {_names([p.reference for p in overheads])}, "
+            _mic_delay(
+                close,
+                delay,
+                f"{_names([close])} is heard {-lag:.1f} ms after {_names([p.reference for p in overheads])}, "
                 "which no kit can do: the close mic is delayed (a latency or plug-in delay fault), by about "
-                f"{delay:.1f} ms for typical mic distances; slide it {delay:.1f} ms earlier",
+                f"{delay:.1f} ms for typical mic distances",
             )
         )
     return out
+
+
+def _mic_delay(track: str, delay_ms: float, why: str) -> Finding:
+    """A mic heard `delay_ms` late as a whole: `why`, then how far to slide it."""
+    return Finding(
+        kind="mic_delay",
+        severity="error",
+        track=track,
+        value=round(delay_ms, 2),
+        unit="ms",
+        message=f"{why}; slide it {delay_ms:.1f} ms earlier",
+    )

@@ -52,6 +52,11 @@ def words(identifier: str) -> str:
     return identifier.replace("_", " ")
 
 
+def moved_of_measured(pair: PairAnalysis) -> str:
+    """'10 of 11': the hits the edit moved, of those measured on both mics."""
+    return f"{int((pair.moved & pair.measured).sum())} of {int(pair.measured.sum())}"
+
+
 def moves_text(pair: PairAnalysis) -> str:
     """How far the moved hits of a pair were moved, typical/max: '2.2/10.0' ms, '-' when none."""
     moves = np.abs(pair.moves_ms[pair.moved])

@@ -29,6 +29,7 @@ from .format import (
     counted,
     db,
     money,
+    moved_of_measured,
     moves_text,
     quote_line,
     severity_counts,
@@ -254,7 +255,7 @@ def _kit_section(scan: Scan) -> str:
         rows.append(
             f"<tr><td>{_e(p.close)} → {_e(p.reference)}</td><td>{_e(p.instrument)}</td>"
             f'<td class="state-{p.state}">{_e(words(p.state))}</td><td class=num>{natural}</td>'
-            f"<td class=num>{int((p.moved & p.measured).sum())} of {int(p.measured.sum())}</td>"
+            f"<td class=num>{moved_of_measured(p)}</td>"
             f"<td class=num>{moves_text(p)}</td></tr>"
         )
     head = (

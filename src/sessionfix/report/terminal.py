@@ -22,6 +22,7 @@ from .format import (
     clock,
     counted,
     db,
+    moved_of_measured,
     moves_text,
     quote_line,
     stem,
@@ -88,7 +89,7 @@ def kit_table(scan: Scan) -> RenderableType:
             f"{stem(p.close)} -> {stem(p.reference)}",
             Text(words(p.state), style=style[p.state]),
             natural,
-            f"{int((p.moved & p.measured).sum())} of {int(p.measured.sum())}",
+            moved_of_measured(p),
             moves_text(p),
         )
     notes = [
