@@ -12,10 +12,11 @@ Conventions
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.fft as sp_fft
+from scipy.ndimage import uniform_filter1d
 from scipy.signal import resample_poly
 
 from .findings import Finding
@@ -24,6 +25,9 @@ from .grid import Tempo
 ANALYSIS_SR = 16000  # fundamentals of bass, guitar, keys and voice sit far below 8 kHz
 HOP = 160  # 10 ms at 16 kHz
 FMIN, FMAX = 40.0, 1000.0  # Hz: a low E on a bass (41 Hz) to a soprano's top
+VIBRATO_FRAMES = 19  # 190 ms: one cycle of a slow (5.3 Hz) vibrato, averaged away to see the drift
+STEP_CENTS = 40.0  # a legato step this large between two vibrato cycles starts a new note
+STEADY_CENTS = 20.0  # a note's steady part stays this close to its centre (vibrato averaged out)
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,11 @@ class PartsParams:
     min_note_ms: float = 80.0  # shorter voiced runs are ornaments or noise, not notes
     track_tuning_cents: float = 10.0  # a whole track this far off the reference is reported
     track_tuning_warning_cents: float = 15.0  # ...as a warning from here (an audible beat with the band)
-    out_of_tune_cents: float = 20.0  # a note this far off its track's tuning is out of tune
+    out_of_tune_cents: float = 20.0  # a note this far off its track's tuning is out of tune...
+    out_of_tune_z: float = 4.0  # ...and this many standard errors of the performance's own spread
+    min_steady_s: float = 0.15  # a note is judged for tuning on a steady part at least this long
+    min_spread_cents: float = 3.0  # floor of a performance's spread (the pitch measurement's own)
+    phrase_gap_s: float = 0.5  # a rest this long ends a phrase
     out_of_time_ms: float = 20.0  # a bar whose notes sit this early or late on median...
     min_bars_out_of_time: int = 3  # ...for this many bars in a row is a phrase out of time (2 is noise)
 
@@ -46,6 +54,7 @@ class Note:
     midi: int  # nearest equal-tempered note at the session reference
     cents: float  # deviation from it at the session reference
     onset_ms: float | None  # onset against the nearest sixteenth of the grid
+    steady_s: float = 0.0  # length of its steady part (see _steady_pitch); shorter than min_steady_s: not judged
 
 
 @dataclass(frozen=True)
@@ -154,15 +163,47 @@ def segment_notes(f0: np.ndarray, times: np.ndarray, *, a4_hz: float, min_note_m
     return notes
 
 
-def _note_cents(f0: np.ndarray, a4_hz: float) -> tuple[int, float]:
-    """Nearest MIDI note and cents of a note's frames: over its steady middle 60% (clear of scoops and
-    slides), the midpoint of its 10th and 90th percentiles (the centre of a vibrato, even over part of
-    a cycle, where a median or mean is pulled to one side)."""
-    n = len(f0)
-    middle = 69 + 12 * np.log2(f0[int(0.2 * n) : max(int(0.8 * n), int(0.2 * n) + 1)] / a4_hz)
-    midi = 0.5 * (np.percentile(middle, 10) + np.percentile(middle, 90))
-    nearest = int(np.round(midi))
-    return nearest, float((midi - nearest) * 100)
+def split_at_steps(midi: np.ndarray, offset: int, *, min_frames: int) -> list[tuple[int, int]]:
+    """A note's frames (fractional MIDI) split where the pitch steps by STEP_CENTS or more (a new
+    note sung legato, less than the semitone segment_notes splits at): the step is the largest
+    difference between the mean pitch over one vibrato cycle after a frame and the one before it, so a
+    vibrato does not count. [start, end) frame ranges, shifted by `offset`."""
+    n, w = len(midi), VIBRATO_FRAMES
+    if n < 2 * max(w, min_frames):
+        return [(offset, offset + n)]
+    sums = np.concatenate(([0.0], np.cumsum(midi)))
+    at = np.arange(max(w, min_frames), n - max(w, min_frames) + 1)
+    step = (sums[at + w] - sums[at]) / w - (sums[at] - sums[at - w]) / w
+    k = int(np.argmax(np.abs(step)))
+    if abs(step[k]) * 100 < STEP_CENTS:
+        return [(offset, offset + n)]
+    cut = int(at[k])
+    return split_at_steps(midi[:cut], offset, min_frames=min_frames) + split_at_steps(
+        midi[cut:], offset + cut, min_frames=min_frames
+    )
+
+
+def _steady_pitch(f0: np.ndarray, a4_hz: float) -> tuple[float, float]:
+    """A note's pitch (fractional MIDI at `a4_hz`) and the length of its steady part (seconds).
+
+    The steady part is the longest run of frames where the pitch averaged over one vibrato cycle
+    (190 ms) stays within STEADY_CENTS of the note's centre: scoops, falls, releases and glides lie
+    outside it. The pitch is the midpoint of the 10th and 90th percentiles over that run (the centre
+    of a vibrato even over part of a cycle, where a median or mean is pulled to one side)."""
+    midi = 69 + 12 * np.log2(f0 / a4_hz)
+    smooth = uniform_filter1d(midi, size=min(VIBRATO_FRAMES, len(midi)), mode="nearest")
+    middle = smooth[int(0.2 * len(midi)) : max(int(0.8 * len(midi)), int(0.2 * len(midi)) + 1)]
+    steady = np.abs(smooth - np.median(middle)) * 100 <= STEADY_CENTS
+    best_lo = best_len = run_lo = 0
+    for i, ok in enumerate([*steady.tolist(), False]):
+        if not ok:
+            if i - run_lo > best_len:
+                best_lo, best_len = run_lo, i - run_lo
+            run_lo = i + 1
+    if best_len == 0:
+        return float(np.median(midi)), 0.0
+    run = midi[best_lo : best_lo + best_len]
+    return float(0.5 * (np.percentile(run, 10) + np.percentile(run, 90))), best_len * HOP / ANALYSIS_SR
 
 
 def analyse_part(
@@ -180,7 +221,12 @@ def analyse_part(
     start_s : where `signal` starts on the session timeline (the stem's BWF offset), seconds.
     """
     f0, file_times = yin(signal, sr, threshold=params.yin_threshold)
-    segments = segment_notes(f0, file_times, a4_hz=a4_hz, min_note_ms=params.min_note_ms)
+    min_frames = max(2, int(params.min_note_ms / 10))
+    segments = [
+        piece
+        for lo, hi in segment_notes(f0, file_times, a4_hz=a4_hz, min_note_ms=params.min_note_ms)
+        for piece in split_at_steps(69 + 12 * np.log2(f0[lo:hi] / a4_hz), lo, min_frames=min_frames)
+    ]
     starts = _attacks(signal, sr, np.array([float(file_times[lo]) for lo, _ in segments])) + start_s
     times = file_times + start_s
     # A note turns voiced in the pitch track some tens of ms after its attack (the window must hold
@@ -190,10 +236,16 @@ def analyse_part(
     baseline = _usual_placement(starts, tempo) if tempo is not None and len(starts) else 0.0
     notes = []
     for (lo, hi), start in zip(segments, starts, strict=True):
-        midi, cents = _note_cents(f0[lo:hi], a4_hz)
+        pitch, steady_s = _steady_pitch(f0[lo:hi], a4_hz)
+        midi = int(np.round(pitch))
+        cents = float((pitch - midi) * 100)
         onset_ms = float(tempo.grid_error_s(np.array([start - baseline]))[0] * 1e3) if tempo else None
-        notes.append(Note(start_s=start, end_s=float(times[hi - 1]), midi=midi, cents=cents, onset_ms=onset_ms))
-    offset = track_tuning_cents(np.array([n.cents for n in notes]))
+        notes.append(
+            Note(
+                start_s=start, end_s=float(times[hi - 1]), midi=midi, cents=cents, onset_ms=onset_ms, steady_s=steady_s
+            )
+        )
+    offset = track_tuning_cents(np.array([n.cents for n in notes if n.steady_s >= params.min_steady_s]))
     cents_track = _wrap(1200 * np.log2(f0 / a4_hz))
     return PartAnalysis(
         track=track,
@@ -266,32 +318,128 @@ def _passages(flags: list[bool], *, min_len: int) -> list[tuple[int, int]]:
     return runs
 
 
-def _tuning_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParams) -> list[Finding]:
-    out = []
-    name = part.track.rsplit(".", 1)[0]
-    if abs(part.offset_cents) >= params.track_tuning_cents:
-        flat = "flat" if part.offset_cents < 0 else "sharp"
-        out.append(
-            Finding(
-                kind="track_tuning",
-                severity="warning" if abs(part.offset_cents) >= params.track_tuning_warning_cents else "info",
-                track=part.track,
-                value=round(part.offset_cents, 1),
-                unit="cents",
-                message=f"{name} is tuned {abs(part.offset_cents):.0f} cents {flat} of the session reference; "
-                "retune the whole track",
-            )
+def _track_tuning_finding(part: PartAnalysis, params: PartsParams) -> list[Finding]:
+    if abs(part.offset_cents) < params.track_tuning_cents:
+        return []
+    flat = "flat" if part.offset_cents < 0 else "sharp"
+    return [
+        Finding(
+            kind="track_tuning",
+            severity="warning" if abs(part.offset_cents) >= params.track_tuning_warning_cents else "info",
+            track=part.track,
+            value=round(part.offset_cents, 1),
+            unit="cents",
+            message=f"{_stem(part.track)} is tuned {abs(part.offset_cents):.0f} cents {flat} of the session "
+            "reference; retune the whole track",
         )
-    deviations = [float(_wrap(n.cents - part.offset_cents)) for n in part.notes]
-    flagged = [abs(d) >= params.out_of_tune_cents for d in deviations]
-    for lo, hi in _passages(flagged, min_len=1):
-        notes = part.notes[lo:hi]
-        devs = np.array(deviations[lo:hi])
-        size = float(np.median(np.abs(devs)))
-        # near 50 cents a note is as far from the semitone above as below: say so rather than guess
-        n_sharp, n_flat = int(np.sum(devs > 0)), int(np.sum(devs < 0))
-        direction = "sharp" if n_sharp > 2 * n_flat else "flat" if n_flat > 2 * n_sharp else "off pitch"
-        value = size if direction == "sharp" else -size if direction == "flat" else size
+    ]
+
+
+def _stem(track: str) -> str:
+    return track.rsplit(".", 1)[0]
+
+
+def intended_deviations(
+    cents: np.ndarray, midi: np.ndarray, phrase: np.ndarray, weight: np.ndarray, *, context: int = 3
+) -> np.ndarray:
+    """Each judged note's cents against the note it was meant to be.
+
+    cents : off the track's tuning, wrapped to [-50, 50) around the nearest semitone `midi`.
+    weight : how long each note is heard (s): the track's pitch set is counted from the notes read
+        clearly (within 25 cents of a semitone).
+    A note 30+ cents off may have been meant as the semitone on its other side (a push past 50 cents).
+    It is read on that side when that pitch class is in the track's pitch set and its nearest is not
+    (the song's key decides; a pitch class is in the set when it is heard at least a tenth as long as
+    the most heard one); when both or neither are, when the notes around it in its phrase sit 20+ cents off on
+    that side together (a flat phrase's note at -52 reads -52, not +48). Otherwise the nearest
+    semitone is the intended note. The sign is kept either way."""
+    cents = cents.astype(float)
+    clear = np.abs(cents) < 25
+    heard = np.bincount(np.mod(midi[clear], 12), weights=weight[clear], minlength=12)
+    in_set = heard >= 0.1 * heard.max() if heard.any() else np.ones(12, dtype=bool)
+    out = cents.copy()
+    for i in range(len(cents)):
+        if abs(cents[i]) < 30:
+            continue
+        other_side = -np.sign(cents[i])
+        near, other = in_set[midi[i] % 12], in_set[(midi[i] - int(other_side)) % 12]
+        if near != other:
+            out[i] += 100 * other_side * other
+            continue
+        lo, hi = max(0, i - context), min(len(cents), i + context + 1)
+        around = [j for j in range(lo, hi) if j != i and phrase[j] == phrase[i]]
+        if around:
+            mean = float(np.angle(np.mean(np.exp(2j * np.pi * cents[around] / 100))) / (2 * np.pi) * 100)
+            if abs(mean) >= 20.0 and np.sign(mean) == other_side:
+                out[i] = cents[i] + 100 * other_side
+    return out
+
+
+def out_of_tune_runs(deviations: np.ndarray, phrase: np.ndarray, params: PartsParams) -> list[tuple[int, int]]:
+    """[start, end) runs of judged notes that are out of tune, given each one's cents against its
+    intended note (`intended_deviations`) and its phrase number.
+
+    The performance's usual spread sigma is the robust standard deviation (1.4826 x MAD) of all its
+    notes. A run within one phrase is out of tune when its mean is at least `out_of_tune_cents` off and
+    `out_of_tune_z` standard errors (sigma / sqrt(n)) from the tuning: one note must stand out from the
+    singer's own scatter, a phrase of n notes only by 1/sqrt(n) of it. The strongest run is taken first,
+    extended over the neighbours that sit nearer to it than to the tuning, and so on."""
+    n = len(deviations)
+    if n == 0:
+        return []
+    sigma = max(1.4826 * float(np.median(np.abs(deviations - np.median(deviations)))), params.min_spread_cents)
+    free = np.ones(n, dtype=bool)
+    runs: list[tuple[int, int]] = []
+    sums = np.concatenate(([0.0], np.cumsum(deviations)))
+    while True:
+        best, best_z = None, params.out_of_tune_z
+        for lo in range(n):
+            hi = lo + 1
+            while hi <= n and free[hi - 1] and phrase[hi - 1] == phrase[lo]:
+                total = sums[hi] - sums[lo]
+                count = hi - lo
+                z = abs(total) / (sigma * np.sqrt(count))
+                if abs(total) / count >= params.out_of_tune_cents and z >= best_z:
+                    best, best_z = (lo, hi), z
+                hi += 1
+        if best is None:
+            return sorted(runs)
+        lo, hi = best
+        mean = (sums[hi] - sums[lo]) / (hi - lo)
+        while lo > 0 and free[lo - 1] and phrase[lo - 1] == phrase[lo] and abs(deviations[lo - 1] - mean) < abs(
+            deviations[lo - 1]
+        ):
+            lo -= 1
+        while hi < n and free[hi] and phrase[hi] == phrase[hi - 1] and abs(deviations[hi] - mean) < abs(deviations[hi]):
+            hi += 1
+        free[lo:hi] = False
+        runs.append((lo, hi))
+
+
+def _phrases(notes: list[Note], gap_s: float) -> np.ndarray:
+    """Phrase number of each note: a rest of `gap_s` or more starts a new phrase."""
+    starts = np.array([n.start_s for n in notes])
+    ends = np.array([n.end_s for n in notes])
+    return np.concatenate(([0], np.cumsum(starts[1:] - ends[:-1] >= gap_s))).astype(int)
+
+
+def _tuning_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParams) -> list[Finding]:
+    out = _track_tuning_finding(part, params)
+    judged = [n for n in part.notes if n.steady_s >= params.min_steady_s]
+    if not judged:
+        return out
+    phrase = _phrases(judged, params.phrase_gap_s)
+    off = np.array([n.midi + (n.cents - part.offset_cents) / 100 for n in judged])  # semitones, own tuning
+    nearest = np.round(off).astype(int)
+    deviations = intended_deviations(
+        (off - nearest) * 100, nearest, phrase, np.array([n.steady_s for n in judged])
+    )
+    for lo, hi in out_of_tune_runs(deviations, phrase, params):
+        notes, devs = judged[lo:hi], deviations[lo:hi]
+        value = float(np.median(devs))
+        direction = "sharp" if value > 0 else "flat"
+        listed = ", ".join(f"{d:+.0f}" for d in devs[:8]) + (", ..." if len(devs) > 8 else "")
+        count = f"{len(notes)} note{'s' if len(notes) > 1 else ''}"
         out.append(
             Finding(
                 kind="out_of_tune",
@@ -302,8 +450,8 @@ def _tuning_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
                 value=round(value, 1),
                 unit="cents",
                 count=len(notes),
-                message=f"{name}: {len(notes)} note{'s' if len(notes) > 1 else ''} {size:.0f} cents {direction} "
-                f"{_bars(tempo, notes[0].start_s, notes[-1].start_s)}; pitch-correct or replay",
+                message=f"{_stem(part.track)}: {count} {abs(value):.0f} cents {direction} "
+                f"{_bars(tempo, notes[0].start_s, notes[-1].start_s)} ({listed} cents); pitch-correct or replay",
             )
         )
     return out
@@ -312,7 +460,7 @@ def _tuning_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
 def _timing_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParams) -> list[Finding]:
     if tempo is None:
         return []
-    name = part.track.rsplit(".", 1)[0]
+    name = _stem(part.track)
     by_bar: dict[int, list[float]] = {}
     for n in part.notes:
         if n.onset_ms is not None:
@@ -350,6 +498,12 @@ def _timing_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
     return out
 
 
+def _retuned(note: Note, reference_cents: float) -> Note:
+    """The note against a reference `reference_cents` above A440 (its nearest MIDI note may change)."""
+    pitch = note.midi + (note.cents - reference_cents) / 100
+    return replace(note, midi=int(np.round(pitch)), cents=float((pitch - np.round(pitch)) * 100))
+
+
 def combine_parts(first: list[PartAnalysis], *, tempo: Tempo | None, params: PartsParams) -> PartsAnalysis:
     """The session reference from parts analysed at A4 = 440 Hz, every part re-expressed against it,
     and the findings."""
@@ -366,7 +520,7 @@ def combine_parts(first: list[PartAnalysis], *, tempo: Tempo | None, params: Par
         PartAnalysis(
             track=p.track,
             notes=tuple(
-                Note(n.start_s, n.end_s, n.midi, float(_wrap(n.cents - reference_cents)), n.onset_ms) for n in p.notes
+                _retuned(n, reference_cents) for n in p.notes
             ),
             offset_cents=float(_wrap(p.offset_cents - reference_cents)),
             times_s=p.times_s,
