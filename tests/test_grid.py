@@ -126,3 +126,19 @@ def test_a_straight_grid_locks_onto_quantised_hits_among_played_ones() -> None:
     fit = straight_grid(np.concatenate((quantised, played)), bpm=127.0, end_s=40.0)
     assert fit is not None and fit.bpm == pytest.approx(128.0, rel=1e-6)
     assert np.max(np.abs(fit.grid_error_s(quantised))) < 1e-6
+
+
+@pytest.mark.parametrize("bpm", [90.0, 150.0])
+def test_beats_sit_on_the_kick_and_snare_not_on_the_hats_off_beats(bpm: float) -> None:
+    # hats on every eighth count as often on the off-beats as on the beats (a kick or snare and a hat
+    # together are one lattice point): the kick and the snare decide where the beat is, whichever hit
+    # comes first (here an off-beat hat)
+    beat = 60.0 / bpm
+    beats = 1.0 + beat * np.arange(64)
+    kicks, snares = beats[0::2], beats[1::2]
+    hats = np.concatenate(([beats[0] - beat / 2], 1.0 + beat / 2 * np.arange(128)))
+    tempo = estimate_tempo(
+        np.sort(np.concatenate((kicks, snares, hats))), end_s=40.0, downbeat_times_s=kicks, backbeat_times_s=snares
+    )
+    assert tempo is not None and tempo.bpm == pytest.approx(bpm, rel=1e-3)
+    assert np.max(np.abs(tempo.grid_error_s(beats, division=1))) < 1e-3  # was half a beat off

@@ -319,8 +319,16 @@ def estimate_tempo(
     group = np.cumsum(np.concatenate(([True], np.diff(times) > beat / 8))) - 1
     merged = np.bincount(group, weights=times) / np.bincount(group)
     index, on = _track(merged, beat / STEPS_PER_BEAT)
-    # beats at the lattice's phase: the beat whose sixteenths hold most hits
-    phase = int(np.argmax(np.bincount(index[on] % STEPS_PER_BEAT, minlength=STEPS_PER_BEAT)))
+    # beats at the lattice's phase: the sixteenth position that holds most kick and snare hits (a hat
+    # on every eighth fills the off-beats as often as the beats), else most hits
+    anchors = [np.asarray(a, float) for a in (downbeat_times_s, backbeat_times_s) if a is not None and len(a)]
+    weight = np.bincount(group).astype(float)  # hits merged into each lattice point
+    if anchors:
+        anchor_times = np.sort(np.concatenate(anchors))
+        at = np.clip(np.searchsorted(anchor_times, merged), 1, len(anchor_times) - 1) if len(anchor_times) > 1 else 0
+        nearest = np.minimum(np.abs(merged - anchor_times[at - 1]), np.abs(merged - anchor_times[at]))
+        weight = weight + 4.0 * (nearest < beat / 8)  # a kick or a snare counts as four hits
+    phase = int(np.argmax(np.bincount(index[on] % STEPS_PER_BEAT, weights=weight[on], minlength=STEPS_PER_BEAT)))
     first = int(index[on].min()) - ((int(index[on].min()) - phase) % STEPS_PER_BEAT)
     last = int(index[on].max()) + STEPS_PER_BEAT
     beats = _beats(merged, index, on, first=first, last=last)
