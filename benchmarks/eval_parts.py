@@ -74,8 +74,9 @@ def _attack_errors_ms(result: Scan, parts: dict) -> list[float]:
     return errors
 
 
-def _delayed_bass(render: Path, ms: float) -> list[Finding]:
-    """track_offset findings on a copy of the session whose Bass DI starts `ms` later."""
+def _delayed_bass(render: Path, ms: float) -> tuple[list[Finding], float]:
+    """track_offset findings on a copy of the session whose Bass DI starts `ms` later, and the bass's
+    measured placement against the kit there (ms)."""
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp, "session")
         shutil.copytree(render / "session", copy)
@@ -84,7 +85,9 @@ def _delayed_bass(render: Path, ms: float) -> list[Finding]:
         shift = round(ms * 1e-3 * sr)
         delayed = np.concatenate((np.zeros((shift, audio.shape[1])), audio[:-shift]))
         sf.write(path, delayed, sr, subtype=sf.info(str(render / "session" / "Bass DI.wav")).subtype)
-        return [f for f in scan(str(copy)).findings if f.kind == "track_offset"]
+        result = scan(str(copy))
+        bass = next(p for p in result.parts.parts if p.track == "Bass DI.wav")
+        return [f for f in result.findings if f.kind == "track_offset"], bass.placement_ms
 
 
 def eval_render(render: Path) -> dict:
@@ -103,7 +106,8 @@ def eval_render(render: Path) -> dict:
         if f.kind in ("out_of_time", "track_offset")
         and not (f.track == "Gtr Clean.wav" and min(f.end_s or 0, late[1]) > max(f.start_s or 0, late[0]))
     ]
-    offsets = _delayed_bass(render, 25.0)
+    offsets, delayed_placement = _delayed_bass(render, 25.0)
+    placement = {p.track.removesuffix(".wav"): round(p.placement_ms, 1) for p in result.parts.parts}
     errors = _attack_errors_ms(result, parts)
     return {
         "render": render.name,
@@ -114,7 +118,9 @@ def eval_render(render: Path) -> dict:
         "gtr_late_cover": round(cover / (late[1] - late[0]), 3),
         "gtr_late_ms": [f.value for f in gtr_time],
         "false_timing": false_timing,
+        "placement_ms": placement,
         "bass_delay_25ms": [(f.track, f.value) for f in offsets],
+        "bass_delay_shift_ms": round(delayed_placement - placement["Bass DI"], 1),
         "attack_ms_median_p90": [round(float(np.median(errors)), 1), round(float(np.percentile(np.abs(errors), 90)), 1)]
         if errors
         else None,
@@ -192,6 +198,7 @@ def main() -> None:
             "bass_25ms_found": f"{len(bass)}/{len(rows)}",
             "bass_25ms_values": bass,
             "bass_25ms_other_tracks": sum(t != "Bass DI.wav" for r in rows for t, _ in r["bass_delay_25ms"]),
+            "bass_25ms_shift_vs_untouched": [r["bass_delay_shift_ms"] for r in rows],
         }
         print(json.dumps({"total": total}))
     if args.vocadito:

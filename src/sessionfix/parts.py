@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.fft as sp_fft
-from scipy.ndimage import uniform_filter1d
+from scipy.ndimage import maximum_filter1d, uniform_filter1d
 from scipy.signal import resample_poly
 
 from .findings import Finding
@@ -27,6 +27,13 @@ HOP = 160  # 10 ms at 16 kHz
 FMIN, FMAX = 40.0, 1000.0  # Hz: a low E on a bass (41 Hz) to a soprano's top
 VIBRATO_FRAMES = 19  # 190 ms: one cycle of a slow (5.3 Hz) vibrato, averaged away to see the drift
 STEP_CENTS = 40.0  # a legato step this large between two vibrato cycles starts a new note
+# The lowest note of each pitched role (MIDI): a five-string bass's B0, a guitar's E2, a bass singer's
+# C2; what the pitch track reads below is a strummed chord's or a noise's sub-harmonic.
+LOWEST_MIDI = {"bass": 23, "guitar": 40, "vocal": 36, "keys": 21}
+# A voice or a bowed line has no attack to time a whole track by: a whole-track offset is measured on
+# struck and plucked parts only.
+STRUCK_ROLES = ("bass", "guitar", "keys")
+ATTACK_SHARE = 0.05  # an attack starts where |x| rises this share of the way to its peak (as a drum hit's)
 STEADY_CENTS = 20.0  # a note's steady part stays this close to its centre (vibrato averaged out)
 
 
@@ -43,8 +50,12 @@ class PartsParams:
     min_steady_s: float = 0.15  # a note is judged for tuning on a steady part at least this long
     min_spread_cents: float = 3.0  # floor of a performance's spread (the pitch measurement's own)
     phrase_gap_s: float = 0.5  # a rest this long ends a phrase
-    out_of_time_ms: float = 20.0  # a bar whose notes sit this early or late on median...
-    min_bars_out_of_time: int = 3  # ...for this many bars in a row is a phrase out of time (2 is noise)
+    out_of_time_ms: float = 20.0  # a phrase whose notes sit this early or late on average...
+    out_of_time_z: float = 4.0  # ...and this many standard errors of the part's own timing spread
+    min_notes_out_of_time: int = 4  # fewer late notes are expression, not a phrase out of time
+    min_spread_ms: float = 2.0  # floor of a part's timing spread (the attack measurement's own)
+    track_offset_ms: float = 10.0  # a whole track this early or late against the kit is reported
+    min_timed_notes: int = 8  # fewer struck notes than this: no timing findings
 
 
 @dataclass(frozen=True)
@@ -60,11 +71,12 @@ class Note:
 @dataclass(frozen=True)
 class PartAnalysis:
     track: str
+    role: str  # bass, guitar, keys or vocal ("" when unknown)
     notes: tuple[Note, ...]
     offset_cents: float  # the track's own tuning against the session reference (median of its notes)
     times_s: np.ndarray  # f0 frame times
     cents: np.ndarray  # per frame, NaN unvoiced
-    placement_ms: float = 0.0  # the part's usual placement of notes against the grid (incl. analysis latency)
+    placement_ms: float = 0.0  # where the part's attacks usually sit against the drummer's grid, ms (+ late)
 
 
 @dataclass(frozen=True)
@@ -215,63 +227,106 @@ def analyse_part(
     tempo: Tempo | None,
     params: PartsParams,
     start_s: float = 0.0,
+    role: str = "",
 ) -> PartAnalysis:
     """Notes, per-frame cents and the track's own tuning offset for one pitched track.
 
     start_s : where `signal` starts on the session timeline (the stem's BWF offset), seconds.
+    role : the track's role; below its lowest note (LOWEST_MIDI) nothing is a note.
     """
     f0, file_times = yin(signal, sr, threshold=params.yin_threshold)
     min_frames = max(2, int(params.min_note_ms / 10))
-    segments = [
-        piece
-        for lo, hi in segment_notes(f0, file_times, a4_hz=a4_hz, min_note_ms=params.min_note_ms)
-        for piece in split_at_steps(69 + 12 * np.log2(f0[lo:hi] / a4_hz), lo, min_frames=min_frames)
-    ]
-    starts = _attacks(signal, sr, np.array([float(file_times[lo]) for lo, _ in segments])) + start_s
+    segments: list[tuple[int, int, bool]] = []  # frames [lo, hi), and whether the note is struck (not legato)
+    for lo, hi in segment_notes(f0, file_times, a4_hz=a4_hz, min_note_ms=params.min_note_ms):
+        pieces = split_at_steps(69 + 12 * np.log2(f0[lo:hi] / a4_hz), lo, min_frames=min_frames)
+        segments += [(p_lo, p_hi, k == 0) for k, (p_lo, p_hi) in enumerate(pieces)]
+    voiced_s = np.array([float(file_times[lo]) for lo, _, _ in segments])
+    periods_s = np.array([1.0 / float(np.median(f0[lo : min(lo + 5, hi)])) for lo, hi, _ in segments])
+    attacks_s = _attacks(signal, sr, voiced_s, periods_s) + start_s
     times = file_times + start_s
-    # A note turns voiced in the pitch track some tens of ms after its attack (the window must hold
-    # steady periods), by an amount that depends on the instrument but not on the note: timing is
-    # therefore judged against the part's own usual placement (a circular mean over the sixteenth
-    # grid), which also holds a player's steady feel. What stands out is a phrase that drifts.
-    baseline = _usual_placement(starts, tempo) if tempo is not None and len(starts) else 0.0
     notes = []
-    for (lo, hi), start in zip(segments, starts, strict=True):
+    for (lo, hi, struck), attack_s, voiced in zip(segments, attacks_s, voiced_s + start_s, strict=True):
         pitch, steady_s = _steady_pitch(f0[lo:hi], a4_hz)
         midi = int(np.round(pitch))
-        cents = float((pitch - midi) * 100)
-        onset_ms = float(tempo.grid_error_s(np.array([start - baseline]))[0] * 1e3) if tempo else None
+        if midi < LOWEST_MIDI.get(role, 0):
+            continue  # below the instrument: a chord's or a noise's sub-harmonic, not a note
+        # the onset against the grid: only for a struck note whose attack was found (onset_ms is set later)
+        timed = struck and attack_s != voiced
         notes.append(
             Note(
-                start_s=start, end_s=float(times[hi - 1]), midi=midi, cents=cents, onset_ms=onset_ms, steady_s=steady_s
+                start_s=float(attack_s if struck else voiced),
+                end_s=float(times[hi - 1]),
+                midi=midi,
+                cents=float((pitch - midi) * 100),
+                onset_ms=0.0 if timed else None,
+                steady_s=steady_s,
             )
         )
+    # Timing: each struck note's attack against the nearest sixteenth of the drummer's grid. The
+    # part's placement (where its notes usually sit, a circular mean then a median) is what a
+    # whole-track offset reports; a note's onset_ms is its distance from the grid after that placement.
+    placement = 0.0
+    if tempo is not None:
+        struck_s = np.array([n.start_s for n in notes if n.onset_ms is not None])
+        placement = _usual_placement(struck_s, tempo) if len(struck_s) else 0.0
+        notes = [
+            replace(n, onset_ms=float(tempo.grid_error_s(np.array([n.start_s - placement]))[0] * 1e3))
+            if n.onset_ms is not None
+            else n
+            for n in notes
+        ]
     offset = track_tuning_cents(np.array([n.cents for n in notes if n.steady_s >= params.min_steady_s]))
     cents_track = _wrap(1200 * np.log2(f0 / a4_hz))
     return PartAnalysis(
         track=track,
+        role=role,
         notes=tuple(notes),
         offset_cents=offset,
         times_s=times,
         cents=cents_track,
-        placement_ms=baseline * 1e3,
+        placement_ms=placement * 1e3,
     )
 
 
-def _attacks(signal: np.ndarray, sr: int, voiced_s: np.ndarray) -> np.ndarray:
-    """Each note's attack: the steepest rise of the level (5 ms RMS, 2.5 ms hop) in the 100 ms before
-    the pitch track turned voiced, or up to 20 ms after it."""
-    hop, window = int(0.0025 * sr), int(0.005 * sr)
-    energy = np.concatenate(([0.0], np.cumsum(signal.astype(np.float64) ** 2)))
-    ends = np.arange(window, len(signal) + 1, hop)
-    level = 10 * np.log10((energy[ends] - energy[ends - window]) / window + 1e-12)
-    rise = np.zeros_like(level)
-    rise[4:] = level[4:] - level[:-4]  # over 10 ms
-    centre_s = (ends - window / 2) / sr
+def _attacks(signal: np.ndarray, sr: int, voiced_s: np.ndarray, period_s: np.ndarray) -> np.ndarray:
+    """Each note's attack, seconds into `signal`, found like a drum hit's.
+
+    The level is the peak |x| over the last period of the note's own f0 (at least 3 ms), so a low
+    note's cycles do not each look like an attack. The attack is the steepest rise of that level over
+    one period in the 120 ms before the pitch track turned voiced or up to 20 ms after it; it starts at
+    the first sample that rises ATTACK_SHARE of the way from the level before it (the previous note's
+    tail, its lowest point in the 40 ms before the rise) to the attack's peak (the 30 ms after). A
+    quiet noise before the attack (a pick, a finger on the string) is not the attack. A note that does
+    not rise by 3 dB (a legato change) starts where it turned voiced."""
+    magnitude = np.abs(signal.astype(np.float64))
+    hop = max(1, int(0.001 * sr))
     out = voiced_s.copy()
-    for i, t in enumerate(voiced_s):
-        lo, hi = np.searchsorted(centre_s, [t - 0.1, t + 0.02])
-        if hi - lo > 1 and rise[lo:hi].max() > 3.0:  # a re-struck note rises by more than 3 dB
-            out[i] = centre_s[lo + int(np.argmax(rise[lo:hi]))] - 0.005  # the rise ends 5 ms into the attack
+    for i, (t, period) in enumerate(zip(voiced_s, period_s, strict=True)):
+        width = max(int(max(period, 0.003) * sr), 1)
+        lo = max(int((t - 0.16) * sr), 0)
+        hi = min(int((t + 0.05) * sr), len(magnitude))
+        if hi - lo < 3 * width:
+            continue
+        level = maximum_filter1d(magnitude[lo:hi], size=width, origin=(width - 1) // 2)[::hop]  # causal peak
+        level_db = 20 * np.log10(level + 1e-9)
+        steps = max(width // hop, 1)
+        rise = np.full_like(level_db, -np.inf)
+        rise[steps:] = level_db[steps:] - level_db[:-steps]
+        first = int(0.04 * sr) // hop  # the search starts 120 ms before voicing; 40 ms before that is the tail
+        last = min(len(rise), first + int(0.14 * sr) // hop)
+        if last <= first:
+            continue
+        k = first + int(np.argmax(rise[first:last]))
+        if rise[k] < 3.0:
+            continue
+        floor_at = max(k - 40, 0)  # 40 ms
+        floor = float(level[floor_at : k + 1].min())
+        peak = float(level[k : k + int(0.03 * sr) // hop + 1].max())
+        threshold = floor + ATTACK_SHARE * (peak - floor)
+        start, stop = lo + (floor_at + int(np.argmin(level[floor_at : k + 1]))) * hop, lo + k * hop + 1
+        above = np.flatnonzero(magnitude[start:stop] >= threshold)
+        if above.size:
+            out[i] = (start + int(above[0])) / sr
     return out
 
 
@@ -289,13 +344,21 @@ def track_tuning_cents(note_cents: np.ndarray) -> float:
 
 
 def _usual_placement(starts_s: np.ndarray, tempo: Tempo) -> float:
-    """Where the part's notes usually sit against the sixteenth grid, seconds: a circular mean, then
-    the median of what is left around it."""
-    step = tempo.beat_s / 4
-    phase = 2 * np.pi * tempo.grid_error_s(starts_s) / step
-    mean = float(np.angle(np.mean(np.exp(1j * phase))) / (2 * np.pi) * step)
-    # then the median around it, so a dragging phrase does not pull the part's usual placement
-    return mean + float(np.median(tempo.grid_error_s(starts_s - mean)))
+    """Where the part's notes usually sit against the drummer's grid, seconds (+ late).
+
+    Measured on the coarsest grid the part plays on (quarters, eighths or sixteenths: the coarsest
+    whose circular concentration of note phases is 90 % of the sixteenths'), so a bass on quarter notes
+    45 ms late at 168 bpm is not read 44 ms early against the next sixteenth; a circular mean on it,
+    then the median around it, so a dragging phrase does not pull the part's usual placement."""
+
+    def phases(division: int) -> np.ndarray:
+        return np.exp(2j * np.pi * tempo.grid_error_s(starts_s, division=division) / (tempo.beat_s / division))
+
+    concentration = {d: float(np.abs(np.mean(phases(d)))) for d in (1, 2, 4)}
+    division = next(d for d in (1, 2, 4) if concentration[d] >= 0.9 * concentration[4])
+    step = tempo.beat_s / division
+    mean = float(np.angle(np.mean(phases(division))) / (2 * np.pi) * step)
+    return mean + float(np.median(tempo.grid_error_s(starts_s - mean, division=division)))
 
 
 # ---------------------------------------------------------------------------------------- checks
@@ -303,19 +366,6 @@ def _bars(tempo: Tempo | None, start_s: float, end_s: float) -> str:
     if tempo is None:
         return f"at {start_s:.1f}-{end_s:.1f} s"
     return f"in {tempo.bar_span(start_s, end_s)}"
-
-
-def _passages(flags: list[bool], *, min_len: int) -> list[tuple[int, int]]:
-    """[start, end) index runs of True at least `min_len` long."""
-    runs, start = [], None
-    for i, f in enumerate([*flags, False]):
-        if f and start is None:
-            start = i
-        elif not f and start is not None:
-            if i - start >= min_len:
-                runs.append((start, i))
-            start = None
-    return runs
 
 
 def _track_tuning_finding(part: PartAnalysis, params: PartsParams) -> list[Finding]:
@@ -375,39 +425,46 @@ def intended_deviations(
     return out
 
 
-def out_of_tune_runs(deviations: np.ndarray, phrase: np.ndarray, params: PartsParams) -> list[tuple[int, int]]:
-    """[start, end) runs of judged notes that are out of tune, given each one's cents against its
-    intended note (`intended_deviations`) and its phrase number.
+def off_runs(
+    deviations: np.ndarray, phrase: np.ndarray, *, at_least: float, z: float, min_spread: float, min_notes: int = 1
+) -> list[tuple[int, int]]:
+    """[start, end) runs of notes that sit off together, given each note's deviation (cents from its
+    intended pitch, or ms from the grid) and its phrase number.
 
     The performance's usual spread sigma is the robust standard deviation (1.4826 x MAD) of all its
-    notes. A run within one phrase is out of tune when its mean is at least `out_of_tune_cents` off and
-    `out_of_tune_z` standard errors (sigma / sqrt(n)) from the tuning: one note must stand out from the
-    singer's own scatter, a phrase of n notes only by 1/sqrt(n) of it. The strongest run is taken first,
-    extended over the neighbours that sit nearer to it than to the tuning, and so on."""
+    notes, at least `min_spread`. A run within one phrase is off when its mean is at least `at_least`
+    off and `z` standard errors (sigma / sqrt(n)) from 0: one note must stand out from the player's own
+    scatter, a phrase of n notes only by 1/sqrt(n) of it; a run holds at least `min_notes`. The
+    strongest run is taken first, extended over the neighbours that sit nearer to it than to 0, and so
+    on."""
     n = len(deviations)
     if n == 0:
         return []
-    sigma = max(1.4826 * float(np.median(np.abs(deviations - np.median(deviations)))), params.min_spread_cents)
+    sigma = max(1.4826 * float(np.median(np.abs(deviations - np.median(deviations)))), min_spread)
     free = np.ones(n, dtype=bool)
     runs: list[tuple[int, int]] = []
-    sums = np.concatenate(([0.0], np.cumsum(deviations)))
+    # a note counts at most twice `at_least`: one wild note (a misread attack) does not make a run
+    sums = np.concatenate(([0.0], np.cumsum(np.clip(deviations, -2 * at_least, 2 * at_least))))
     while True:
-        best, best_z = None, params.out_of_tune_z
+        best, best_z = None, z
         for lo in range(n):
             hi = lo + 1
             while hi <= n and free[hi - 1] and phrase[hi - 1] == phrase[lo]:
                 total = sums[hi] - sums[lo]
                 count = hi - lo
-                z = abs(total) / (sigma * np.sqrt(count))
-                if abs(total) / count >= params.out_of_tune_cents and z >= best_z:
-                    best, best_z = (lo, hi), z
+                score = abs(total) / (sigma * np.sqrt(count))
+                if count >= min_notes and abs(total) / count >= at_least and score >= best_z:
+                    best, best_z = (lo, hi), score
                 hi += 1
         if best is None:
             return sorted(runs)
         lo, hi = best
         mean = (sums[hi] - sums[lo]) / (hi - lo)
-        while lo > 0 and free[lo - 1] and phrase[lo - 1] == phrase[lo] and abs(deviations[lo - 1] - mean) < abs(
-            deviations[lo - 1]
+        while (
+            lo > 0
+            and free[lo - 1]
+            and phrase[lo - 1] == phrase[lo]
+            and abs(deviations[lo - 1] - mean) < abs(deviations[lo - 1])
         ):
             lo -= 1
         while hi < n and free[hi] and phrase[hi] == phrase[hi - 1] and abs(deviations[hi] - mean) < abs(deviations[hi]):
@@ -431,10 +488,15 @@ def _tuning_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
     phrase = _phrases(judged, params.phrase_gap_s)
     off = np.array([n.midi + (n.cents - part.offset_cents) / 100 for n in judged])  # semitones, own tuning
     nearest = np.round(off).astype(int)
-    deviations = intended_deviations(
-        (off - nearest) * 100, nearest, phrase, np.array([n.steady_s for n in judged])
+    deviations = intended_deviations((off - nearest) * 100, nearest, phrase, np.array([n.steady_s for n in judged]))
+    runs = off_runs(
+        deviations,
+        phrase,
+        at_least=params.out_of_tune_cents,
+        z=params.out_of_tune_z,
+        min_spread=params.min_spread_cents,
     )
-    for lo, hi in out_of_tune_runs(deviations, phrase, params):
+    for lo, hi in runs:
         notes, devs = judged[lo:hi], deviations[lo:hi]
         value = float(np.median(devs))
         direction = "sharp" if value > 0 else "flat"
@@ -458,43 +520,59 @@ def _tuning_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
 
 
 def _timing_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParams) -> list[Finding]:
-    if tempo is None:
+    """A whole-track offset against the kit, and phrases that sit off the band (see `off_runs`)."""
+    timed = [n for n in part.notes if n.onset_ms is not None]
+    if tempo is None or len(timed) < params.min_timed_notes:
         return []
     name = _stem(part.track)
-    by_bar: dict[int, list[float]] = {}
-    for n in part.notes:
-        if n.onset_ms is not None:
-            by_bar.setdefault(tempo.bar_of(n.start_s), []).append(n.onset_ms)
-    bars = sorted(b for b in by_bar if len(by_bar[b]) >= 2)
-    medians = [float(np.median(by_bar[b])) for b in bars]
+    onsets = np.array([n.onset_ms for n in timed], float)
+    sigma = max(1.4826 * float(np.median(np.abs(onsets - np.median(onsets)))), params.min_spread_ms)
     out = []
-    for sign in (1, -1):
-        flags = [sign * m >= params.out_of_time_ms for m in medians]
-        for lo, hi in _passages(flags, min_len=params.min_bars_out_of_time):
-            if bars[hi - 1] - bars[lo] != hi - 1 - lo:
-                continue  # not consecutive bars
-            values = [v for b in bars[lo:hi] for v in by_bar[b]]
-            median = float(np.median(values))
-            # a phrase, not a few expressive notes: most of its notes lean the same way
-            leaning = np.mean(sign * np.array(values) >= params.out_of_time_ms / 2)
-            if len(values) < 4 or leaning < 0.75:
-                continue
-            start_s = tempo.bar_start_s(bars[lo])
-            end_s = tempo.bar_start_s(bars[hi - 1] + 1)
-            out.append(
-                Finding(
-                    kind="out_of_time",
-                    severity="warning",
-                    track=part.track,
-                    start_s=round(start_s, 3),
-                    end_s=round(end_s, 3),
-                    value=round(median, 1),
-                    unit="ms",
-                    count=hi - lo,
-                    message=f"{name} sits {abs(median):.0f} ms {'late' if median > 0 else 'early'} "
-                    f"{_bars(tempo, start_s, end_s - 1e-6)}; re-time the phrase",
-                )
+    placement = part.placement_ms
+    # the whole track: its placement is the median of many notes, so its standard error is small; it
+    # must be at least track_offset_ms and clearly more than that error
+    if part.role in STRUCK_ROLES and abs(placement) >= params.track_offset_ms and abs(placement) >= params.out_of_time_z * sigma / np.sqrt(
+        len(timed)
+    ):
+        late = placement > 0
+        out.append(
+            Finding(
+                kind="track_offset",
+                severity="warning",
+                track=part.track,
+                value=round(placement, 1),
+                unit="ms",
+                message=f"{name} sits {abs(placement):.0f} ms {'late' if late else 'early'} against the kit for the "
+                f"whole song; slide the track {abs(placement):.0f} ms {'earlier' if late else 'later'}",
             )
+        )
+    phrase = _phrases(timed, params.phrase_gap_s)
+    runs = off_runs(
+        onsets,
+        phrase,
+        at_least=params.out_of_time_ms,
+        min_notes=params.min_notes_out_of_time,
+        z=params.out_of_time_z,
+        min_spread=params.min_spread_ms,
+    )
+    for lo, hi in runs:
+        value = float(np.median(onsets[lo:hi]))
+        first_bar, last_bar = tempo.bar_of(timed[lo].start_s), tempo.bar_of(timed[hi - 1].start_s)
+        start_s, end_s = tempo.bar_start_s(first_bar), tempo.bar_start_s(last_bar + 1)
+        out.append(
+            Finding(
+                kind="out_of_time",
+                severity="warning",
+                track=part.track,
+                start_s=round(start_s, 3),
+                end_s=round(end_s, 3),
+                value=round(value, 1),
+                unit="ms",
+                count=last_bar - first_bar + 1,
+                message=f"{name}: {hi - lo} notes sit {abs(value):.0f} ms {'late' if value > 0 else 'early'} "
+                f"{_bars(tempo, start_s, end_s - 1e-6)}; re-time the phrase",
+            )
+        )
     return out
 
 
@@ -517,15 +595,11 @@ def combine_parts(first: list[PartAnalysis], *, tempo: Tempo | None, params: Par
         reference_cents = float(np.mean(agreeing))
     a4 = 440.0 * 2 ** (reference_cents / 1200)
     parts = tuple(
-        PartAnalysis(
-            track=p.track,
-            notes=tuple(
-                _retuned(n, reference_cents) for n in p.notes
-            ),
+        replace(
+            p,
+            notes=tuple(_retuned(n, reference_cents) for n in p.notes),
             offset_cents=float(_wrap(p.offset_cents - reference_cents)),
-            times_s=p.times_s,
             cents=_wrap(p.cents - reference_cents),
-            placement_ms=p.placement_ms,
         )
         for p in first
     )

@@ -89,6 +89,7 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
                 tempo=kit.tempo,
                 params=parts_params,
                 start_s=t.offset / t.sr,
+                role=roles[t.name],
             )
         )
     parts = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
