@@ -531,9 +531,9 @@ def _timing_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
     placement = part.placement_ms
     # the whole track: its placement is the median of many notes, so its standard error is small; it
     # must be at least track_offset_ms and clearly more than that error
-    if part.role in STRUCK_ROLES and abs(placement) >= params.track_offset_ms and abs(placement) >= params.out_of_time_z * sigma / np.sqrt(
-        len(timed)
-    ):
+    standard_error = sigma / np.sqrt(len(timed))
+    clear = abs(placement) >= params.track_offset_ms and abs(placement) >= params.out_of_time_z * standard_error
+    if part.role in STRUCK_ROLES and clear:
         late = placement > 0
         out.append(
             Finding(
