@@ -34,7 +34,7 @@ from scipy.special import pdtrc
 from .findings import Finding
 from .grid import Tempo, estimate_tempo, straight_grid
 from .lags import Consensus, LagParams, PairLags, weighted_median
-from .onsets import Hits, OnsetParams
+from .onsets import Hits, MixHits, OnsetParams
 from .roles import KitLayout, Role, is_underside
 
 PairState = Literal["coherent", "constant_offset", "partially_quantised"]
@@ -447,6 +447,19 @@ def _distances(
 
 def _implausible(natural_ms: float, reference_role: str) -> bool:
     return natural_ms > MAX_PLAUSIBLE_LAG_MS.get(reference_role, 30.0) or natural_ms < -EARLY_TOLERANCE_MS
+
+
+def mix_tempo(hits: MixHits, *, sr: int, end_s: float) -> Tempo | None:
+    """The beat map from a one-mic kit's hits: louder hits count more in the periodicity; its loud kick
+    and snare hits settle the octave and place the bar lines, as a close mic's do."""
+    times = hits.positions / sr
+    return estimate_tempo(
+        times,
+        weights=hits.strengths,
+        end_s=end_s,
+        downbeat_times_s=times[hits.kick],
+        backbeat_times_s=times[hits.snare],
+    )
 
 
 def kit_tempo(hits: dict[str, Hits], roles: dict[str, Role], *, sr: int, end_s: float) -> Tempo | None:

@@ -49,6 +49,7 @@ DEFAULT_RISE_DB = 6.0
 RISE_FLOOR_DB = 6.0  # candidates are found above this rise, then judged; `rise_db` only filters them
 LOUD_DB = 6.0  # hits within this of the mic's loud level define its drum's sound and are never bleed
 PROFILE_MS = 30.0  # the part of a hit whose spectrum identifies the drum
+ATTACK_SHARE = 0.05  # an attack starts where |x| rises this share of the way to its peak (as `_refine`)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,50 @@ def _refine(signal: np.ndarray, coarse: int, sr: int, fraction: float) -> int:
     return lo + int(above[0]) if above.size else coarse
 
 
+def attack_times(
+    signal: np.ndarray, sr: int, near_s: np.ndarray, period_s: np.ndarray, *, before_s: float, after_s: float
+) -> np.ndarray:
+    """The attack near each of `near_s` (seconds into `signal`), found like a close mic's hit: NaN-free;
+    where there is no attack (no rise of 3 dB) the time given is returned.
+
+    The level is the peak |x| over one period (`period_s`, at least 3 ms: a low note's cycles do not
+    each look like an attack). The attack is the steepest rise of that level over one period between
+    `before_s` before and `after_s` after the time given; it starts at the first sample that rises
+    ATTACK_SHARE of the way from the level before it (its lowest point in the 40 ms before the rise:
+    the previous sound's tail) to the attack's peak (the 30 ms after). A quiet noise before the attack
+    (a pick, a finger on the string) is not the attack."""
+    magnitude = np.abs(signal.astype(np.float64))
+    hop = max(1, int(0.001 * sr))
+    out = np.asarray(near_s, float).copy()
+    for i, (t, period) in enumerate(zip(near_s, period_s, strict=True)):
+        width = max(int(max(period, 0.003) * sr), 1)
+        lo = max(int((t - before_s - 0.04) * sr), 0)
+        hi = min(int((t + after_s + 0.03) * sr), len(magnitude))
+        if hi - lo < 3 * width:
+            continue
+        level = maximum_filter1d(magnitude[lo:hi], size=width, origin=(width - 1) // 2)[::hop]  # causal peak
+        level_db = 20 * np.log10(level + 1e-9)
+        steps = max(width // hop, 1)
+        rise = np.full_like(level_db, -np.inf)
+        rise[steps:] = level_db[steps:] - level_db[:-steps]
+        first = (int((t - before_s) * sr) - lo) // hop
+        last = min(len(rise), (int((t + after_s) * sr) - lo) // hop + 1)
+        if last <= max(first, 0):
+            continue
+        k = max(first, 0) + int(np.argmax(rise[max(first, 0) : last]))
+        if rise[k] < 3.0:
+            continue
+        floor_at = max(k - 40, 0)  # 40 ms
+        floor = float(level[floor_at : k + 1].min())
+        peak = float(level[k : k + 31].max())
+        threshold = floor + ATTACK_SHARE * (peak - floor)
+        start, stop = lo + (floor_at + int(np.argmin(level[floor_at : k + 1]))) * hop, lo + k * hop + 1
+        above = np.flatnonzero(magnitude[start:stop] >= threshold)
+        if above.size:
+            out[i] = (start + int(above[0])) / sr
+    return out
+
+
 def _click_rise(
     signal: np.ndarray, sr: int, instrument: str, frames: np.ndarray, hop: int, params: OnsetParams
 ) -> np.ndarray:
@@ -164,18 +209,26 @@ def _similarity(profiles: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def detect_hits(
-    signal: np.ndarray, *, sr: int, instrument: str, track: str, params: OnsetParams, start: int = 0
+    signal: np.ndarray,
+    *,
+    sr: int,
+    instrument: str,
+    track: str,
+    params: OnsetParams,
+    start: int = 0,
+    band: tuple[float, float] | None = None,
 ) -> Hits:
     """Hits of `instrument` in one close mic's audio.
 
     signal : np.ndarray [shape=(n,)], the mic on the session timeline from position `start`.
+    band : where to listen, Hz (default DETECTION_BANDS[instrument]).
     Returns positions in samples on the session timeline.
 
     Every test is made on each candidate against references that do not depend on the thresholds (the
     mic's loud level, the spectrum of its loud hits, the candidates above a fixed rise), so raising
     `rise_db`, lowering `bleed_db` or raising `min_similarity` can only remove hits.
     """
-    band = DETECTION_BANDS.get(instrument, (100.0, 8000.0))
+    band = band or DETECTION_BANDS.get(instrument, (100.0, 8000.0))
     filtered = band_filter(signal, sr, band)
     hop = max(1, int(params.hop_ms * 1e-3 * sr))
     level = _envelope_db(filtered, hop, window=max(hop, int(params.window_ms * 1e-3 * sr)))
@@ -329,6 +382,72 @@ def _echoes(positions: np.ndarray, others: np.ndarray, *, sr: int) -> np.ndarray
         return out
     centre = float(np.median(ordered[best : best + counts[best]]))
     return near & (np.abs(delay - centre) <= width)
+
+
+@dataclass(frozen=True)
+class MixHits:
+    """Drum hits on a kit recorded or bounced to one track (a drum bus, a kit stem). Arrays share
+    their length, sorted by position."""
+
+    track: str
+    positions: np.ndarray  # int64, samples on the session timeline, first sample of each attack
+    strengths: np.ndarray  # float, onset strength (spectral flux), louder hits higher
+    kick: np.ndarray  # bool, a loud hit whose energy below 120 Hz rises (the kick)
+    snare: np.ndarray  # bool, another loud hit with a body between 150 and 400 Hz (the snare)
+
+
+MIX_ANCHOR_SHARE = 0.3  # the loudest 30 % of a one-mic kit's hits carry the kick and snare pattern
+
+
+def detect_mix_hits(signal: np.ndarray, *, sr: int, track: str, start: int = 0) -> MixHits:
+    """Every drum hit of a one-mic kit, found with librosa's spectral-flux onset detection (every drum is
+    in the one signal, so a new hit shows as new energy at some frequencies over the others' decays),
+    each then timed to the sample like a note's attack (`attack_times`).
+
+    The kick and snare are told apart among the loudest hits by where their energy rises: below 120 Hz
+    by 9 dB or more is the kick; otherwise a rise between 150 and 400 Hz (a snare's body, not a hat)
+    is the snare. They place the beats and bar lines (`grid.estimate_tempo`)."""
+    import librosa  # imported here: only sessions whose kit is one track need it
+
+    n_fft = 512 if sr <= 48000 else 1024  # about 10 ms: a hit 50 ms after another is its own
+    hop = n_fft // 4
+    x = signal.astype(np.float32)
+    spectrum = librosa.power_to_db(np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop)) ** 2, ref=np.max, top_db=80)
+    envelope = librosa.onset.onset_strength(S=spectrum, sr=sr, n_fft=n_fft, hop_length=hop, lag=2, max_size=3)
+
+    def frames(seconds: float) -> int:
+        return max(1, int(seconds * sr / hop))
+
+    found = librosa.onset.onset_detect(
+        onset_envelope=envelope,
+        sr=sr,
+        hop_length=hop,
+        pre_max=frames(0.03),
+        post_max=frames(0.03),
+        pre_avg=frames(0.1),
+        post_avg=frames(0.1),
+        delta=0.07,
+        wait=frames(0.05),
+    )
+    empty = MixHits(track, np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool), np.zeros(0, bool))
+    if not len(found):
+        return empty
+    times = attack_times(signal, sr, found * hop / sr, np.full(len(found), 0.003), before_s=0.01, after_s=0.01)
+    positions = np.round(times * sr).astype(np.int64)
+    strengths = envelope[found].astype(float)
+
+    def rise_db(band: tuple[float, float]) -> np.ndarray:
+        """Energy over the 30 ms after each attack against the 30 ms before it, dB."""
+        energy = np.concatenate(([0.0], np.cumsum(band_filter(signal, sr, band).astype(np.float64) ** 2)))
+        span, gap, n = int(0.03 * sr), int(0.002 * sr), len(signal)
+        after = energy[np.minimum(positions + span, n)] - energy[np.minimum(positions, n)]
+        before = energy[np.clip(positions - gap, 0, n)] - energy[np.clip(positions - gap - span, 0, n)]
+        return 10 * np.log10((after + 1e-12) / (before + 1e-12))
+
+    loud = strengths >= np.percentile(strengths, 100 * (1 - MIX_ANCHOR_SHARE))
+    kick = loud & (rise_db((30.0, 120.0)) >= 9.0)
+    snare = loud & ~kick & (rise_db((150.0, 400.0)) >= 3.0)
+    return MixHits(track, positions + start, strengths, kick, snare)
 
 
 def detect_kit_hits(

@@ -16,11 +16,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.fft as sp_fft
-from scipy.ndimage import maximum_filter1d, uniform_filter1d
+from scipy.ndimage import uniform_filter1d
 from scipy.signal import resample_poly
 
 from .findings import Finding
 from .grid import Tempo
+from .onsets import attack_times
 
 ANALYSIS_SR = 16000  # fundamentals of bass, guitar, keys and voice sit far below 8 kHz
 HOP = 160  # 10 ms at 16 kHz
@@ -33,7 +34,6 @@ LOWEST_MIDI = {"bass": 23, "guitar": 40, "vocal": 36, "keys": 21}
 # A voice or a bowed line has no attack to time a whole track by: a whole-track offset is measured on
 # struck and plucked parts only.
 STRUCK_ROLES = ("bass", "guitar", "keys")
-ATTACK_SHARE = 0.05  # an attack starts where |x| rises this share of the way to its peak (as a drum hit's)
 STEADY_CENTS = 20.0  # a note's steady part stays this close to its centre (vibrato averaged out)
 
 
@@ -242,7 +242,9 @@ def analyse_part(
         segments += [(p_lo, p_hi, k == 0) for k, (p_lo, p_hi) in enumerate(pieces)]
     voiced_s = np.array([float(file_times[lo]) for lo, _, _ in segments])
     periods_s = np.array([1.0 / float(np.median(f0[lo : min(lo + 5, hi)])) for lo, hi, _ in segments])
-    attacks_s = _attacks(signal, sr, voiced_s, periods_s) + start_s
+    # the attack: in the 120 ms before the pitch track turned voiced (it must first hold steady
+    # periods) or up to 20 ms after it; a note without one (a legato change) starts where it turned voiced
+    attacks_s = attack_times(signal, sr, voiced_s, periods_s, before_s=0.12, after_s=0.02) + start_s
     times = file_times + start_s
     notes = []
     for (lo, hi, struck), attack_s, voiced in zip(segments, attacks_s, voiced_s + start_s, strict=True):
@@ -286,48 +288,6 @@ def analyse_part(
         cents=cents_track,
         placement_ms=placement * 1e3,
     )
-
-
-def _attacks(signal: np.ndarray, sr: int, voiced_s: np.ndarray, period_s: np.ndarray) -> np.ndarray:
-    """Each note's attack, seconds into `signal`, found like a drum hit's.
-
-    The level is the peak |x| over the last period of the note's own f0 (at least 3 ms), so a low
-    note's cycles do not each look like an attack. The attack is the steepest rise of that level over
-    one period in the 120 ms before the pitch track turned voiced or up to 20 ms after it; it starts at
-    the first sample that rises ATTACK_SHARE of the way from the level before it (the previous note's
-    tail, its lowest point in the 40 ms before the rise) to the attack's peak (the 30 ms after). A
-    quiet noise before the attack (a pick, a finger on the string) is not the attack. A note that does
-    not rise by 3 dB (a legato change) starts where it turned voiced."""
-    magnitude = np.abs(signal.astype(np.float64))
-    hop = max(1, int(0.001 * sr))
-    out = voiced_s.copy()
-    for i, (t, period) in enumerate(zip(voiced_s, period_s, strict=True)):
-        width = max(int(max(period, 0.003) * sr), 1)
-        lo = max(int((t - 0.16) * sr), 0)
-        hi = min(int((t + 0.05) * sr), len(magnitude))
-        if hi - lo < 3 * width:
-            continue
-        level = maximum_filter1d(magnitude[lo:hi], size=width, origin=(width - 1) // 2)[::hop]  # causal peak
-        level_db = 20 * np.log10(level + 1e-9)
-        steps = max(width // hop, 1)
-        rise = np.full_like(level_db, -np.inf)
-        rise[steps:] = level_db[steps:] - level_db[:-steps]
-        first = int(0.04 * sr) // hop  # the search starts 120 ms before voicing; 40 ms before that is the tail
-        last = min(len(rise), first + int(0.14 * sr) // hop)
-        if last <= first:
-            continue
-        k = first + int(np.argmax(rise[first:last]))
-        if rise[k] < 3.0:
-            continue
-        floor_at = max(k - 40, 0)  # 40 ms
-        floor = float(level[floor_at : k + 1].min())
-        peak = float(level[k : k + int(0.03 * sr) // hop + 1].max())
-        threshold = floor + ATTACK_SHARE * (peak - floor)
-        start, stop = lo + (floor_at + int(np.argmin(level[floor_at : k + 1]))) * hop, lo + k * hop + 1
-        above = np.flatnonzero(magnitude[start:stop] >= threshold)
-        if above.size:
-            out[i] = (start + int(above[0])) / sr
-    return out
 
 
 def track_tuning_cents(note_cents: np.ndarray) -> float:
@@ -473,6 +433,17 @@ def off_runs(
         runs.append((lo, hi))
 
 
+def _phrase_groups(runs: list[tuple[int, int]], phrase: np.ndarray) -> list[tuple[int, int]]:
+    """Runs that follow each other in one phrase (no judged note between them) as one group."""
+    groups: list[tuple[int, int]] = []
+    for lo, hi in sorted(runs):
+        if groups and groups[-1][1] == lo and phrase[lo] == phrase[lo - 1]:
+            groups[-1] = (groups[-1][0], hi)
+        else:
+            groups.append((lo, hi))
+    return groups
+
+
 def _phrases(notes: list[Note], gap_s: float) -> np.ndarray:
     """Phrase number of each note: a rest of `gap_s` or more starts a new phrase."""
     starts = np.array([n.start_s for n in notes])
@@ -496,8 +467,11 @@ def _tuning_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
         z=params.out_of_tune_z,
         min_spread=params.min_spread_cents,
     )
-    for lo, hi in runs:
-        notes, devs = judged[lo:hi], deviations[lo:hi]
+    for lo, hi in _phrase_groups(runs, phrase):
+        notes, devs = judged[lo:hi], deviations[lo:hi].copy()
+        # a group's notes 40+ cents off on the other side than most of them were pushed past 50 with them
+        side = np.sign(np.sum(np.sign(devs))) or 1.0
+        devs = np.where((np.sign(devs) == -side) & (np.abs(devs) >= 40), devs + 100 * side, devs)
         value = float(np.median(devs))
         direction = "sharp" if value > 0 else "flat"
         listed = ", ".join(f"{d:+.0f}" for d in devs[:8]) + (", ..." if len(devs) > 8 else "")

@@ -17,9 +17,10 @@ from .config import Config, load_config
 from .effort import Effort, estimate_effort
 from .errors import ConfigError
 from .findings import SEVERITY_RANK, Finding
-from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo
+from .grid import Tempo
+from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
 from .lags import measure_kit
-from .onsets import detect_kit_hits
+from .onsets import detect_kit_hits, detect_mix_hits
 from .parts import PartsAnalysis, PartsParams, analyse_part, combine_parts
 from .progress import Progress, quiet
 from .qc import QcResult, check_session
@@ -74,7 +75,7 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
     layout = kit_layout(roles, pairs=config.pairs)
     qc = check_session(session, layout=layout, params=config.qc, progress=progress)
     usable = usable_tracks(session, qc)
-    kit = analyse_kit_stage(session, layout.only(usable), roles, KitParams(), progress)
+    kit = analyse_kit_stage(session, layout.only(usable), roles, KitParams(), progress, usable=usable)
     parts_params = PartsParams()
     pitched = [t for t in session.tracks if t.name in usable and roles[t.name] in PITCHED_ROLES]
     part_list = []
@@ -109,16 +110,37 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
 
 
 def analyse_kit_stage(
-    session: Session, layout: KitLayout, roles: dict[str, Role], params: KitParams, progress: Progress = quiet
+    session: Session,
+    layout: KitLayout,
+    roles: dict[str, Role],
+    params: KitParams,
+    progress: Progress = quiet,
+    *,
+    usable: set[str] | None = None,
 ) -> KitAnalysis:
-    """Hits on the close mics, per-hit lags against every reference, the tempo grid, then the verdicts."""
+    """Hits on the close mics, per-hit lags against every reference, the tempo grid, then the verdicts.
+    `usable`: the tracks a one-mic kit may be read from (default: all)."""
     sr = session.sr or 0
     hits = detect_kit_hits(session, layout=layout, roles=roles, params=params.onsets, progress=progress)
     lags, agreed = measure_kit(session, layout=layout, roles=roles, hits=hits, params=params.lags, progress=progress)
     tempo = kit_tempo(hits, roles, sr=sr, end_s=session.duration_s)
+    if tempo is None:
+        tempo = _one_mic_tempo(session, roles, usable={t.name for t in session.tracks} if usable is None else usable)
     return analyse_kit(
         layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
     )
+
+
+def _one_mic_tempo(session: Session, roles: dict[str, Role], *, usable: set[str]) -> Tempo | None:
+    """Without close mics: the beat map from a kit recorded or bounced to one track (role `kit`), else
+    from an overhead or room mic, which hear the whole kit too."""
+    for role in ("kit", "overhead", "room"):
+        for track in session.tracks:
+            if roles.get(track.name) == role and track.name in usable and track.sr == session.sr:
+                audio = read(track, start=track.offset, frames=track.frames)
+                hits = detect_mix_hits(audio, sr=track.sr, track=track.name, start=track.offset)
+                return mix_tempo(hits, sr=track.sr, end_s=session.duration_s)
+    return None
 
 
 def usable_tracks(session: Session, qc: QcResult) -> set[str]:
