@@ -93,3 +93,41 @@ def test_ghost_notes_are_kept_and_bleed_is_not() -> None:
     for p in strokes + ghosts:
         assert any(abs(f - p / SR * 1e3) <= 2 for f in found), p
     assert len(hits) == len(strokes) + len(ghosts)  # no hat or kick bleed among them
+
+
+def _one_mic_kit(bpm: float, seconds: float, seed: int):  # type: ignore[no-untyped-def]
+    """A kit bounced to one track (kick, snare and hats summed, 4 ms of human jitter), and its groove."""
+    from make_fixtures import groove, hat, kick, place, snare
+
+    rng = np.random.default_rng(seed)
+    length = int(seconds * SR)
+    beats = int((seconds - 1.0) / (60 / bpm))
+    g = groove(SR, bpm, beats, 0.5, rng, jitter_ms=4.0)
+    sounds = {"kick": kick(SR, rng), "snare": snare(SR, rng), "hat": hat(SR, rng)}
+    level = {"kick": 1.0, "snare": 0.8, "hat": 0.25}
+    mix = sum(
+        place(length, sounds[d], getattr(g, d), list(level[d] * rng.uniform(0.7, 1.0, len(getattr(g, d)))))
+        for d in sounds
+    )
+    return 0.5 * mix / np.abs(mix).max() + 1e-4 * rng.standard_normal(length), g
+
+
+@pytest.mark.parametrize(("bpm", "seed"), [(96.0, 1), (128.0, 2), (165.0, 3)])
+def test_a_one_mic_kit_gives_its_hits_and_its_beat(bpm: float, seed: int) -> None:
+    from sessionfix.kit import mix_tempo
+    from sessionfix.onsets import detect_mix_hits
+
+    mix, g = _one_mic_kit(bpm, 40.0, seed)
+    hits = detect_mix_hits(mix, sr=SR, track="Drums.wav")
+    every = np.array(sorted(g.kick + g.snare + g.hat))
+    strokes = np.array(sorted(g.kick + g.snare))
+    # each hit found is timed at an attack (measured 84-100 % within 1 ms), and nearly every kick and
+    # snare stroke is found (a hat up to 8 ms before it may stand for it: measured 93-98 % within 10 ms)
+    timing_ms = np.abs(hits.positions[:, None] - every[None, :]).min(axis=1) / SR * 1e3
+    found_ms = np.abs(hits.positions[None, :] - strokes[:, None]).min(axis=1) / SR * 1e3
+    assert np.mean(timing_ms < 1.0) >= 0.8 and np.mean(found_ms < 10.0) >= 0.9
+    tempo = mix_tempo(hits, sr=SR, end_s=40.0)
+    assert tempo is not None and tempo.bpm == pytest.approx(bpm, rel=0.005)
+    kicks = np.array(g.kick) / SR
+    # the beats sit on the kick and snare (not between them), within the drummer's jitter
+    assert np.median(np.abs(tempo.grid_error_s(kicks, division=1))) < 0.004

@@ -115,3 +115,80 @@ def test_track_tuning_is_a_circular_mean_of_the_notes_cents() -> None:
     steady = (steady + 50.0) % 100.0 - 50.0
     assert track_tuning_cents(steady) == pytest.approx(-28.0, abs=2.0)
     assert track_tuning_cents(np.array([])) == 0.0
+
+
+def _sung(segments: list[tuple[float, float]], *, seed: int = 0) -> np.ndarray:
+    """A voice from a pitch contour: (MIDI pitch, seconds) pieces joined by 20 ms glides, with a 5.5 Hz
+    vibrato of +-25 cents on everything longer than 0.3 s, the level breathing at the pieces' edges."""
+    rng = np.random.default_rng(seed)
+    pitch = np.concatenate([np.full(int(d * SR), m, float) for m, d in segments])
+    pitch = np.convolve(np.pad(pitch, (480, 480), mode="edge"), np.ones(960) / 960, mode="valid")[: len(pitch)]
+    t = np.arange(len(pitch)) / SR
+    pitch = pitch + 0.25 * np.sin(2 * np.pi * 5.5 * t)
+    phase = 2 * np.pi * np.cumsum(440.0 * 2 ** ((pitch - 69) / 12)) / SR
+    voice = sum(np.sin(h * phase) / h**1.5 for h in range(1, 8))
+    lead = np.zeros(int(0.5 * SR))
+    return np.concatenate((lead, 0.3 * voice + 1e-4 * rng.standard_normal(len(voice)), lead))
+
+
+def test_scoops_falls_and_passing_notes_are_not_flagged_on_their_own() -> None:
+    # held notes in tune, each scooped up from 80 cents under (0.12 s), released with a fall of a
+    # semitone and a half (0.1 s), and a quick passing note a tone up, 35 cents sharp (0.1 s), after
+    # every other one
+    segments: list[tuple[float, float]] = []
+    for i, m in enumerate([60, 62, 64, 65, 67, 65, 64, 62] * 2):
+        segments += [(m - 0.8, 0.12), (m, 0.7), (m - 1.5, 0.1)]
+        if i % 2:
+            segments += [(m + 2.35, 0.1)]
+    part = analyse_part(_sung(segments), sr=SR, track="Lead Vox.wav", a4_hz=440.0, tempo=None, params=PartsParams())
+    result = combine_parts([part], tempo=None, params=PartsParams())
+    assert [f for f in result.findings if f.kind == "out_of_tune"] == []
+    judged = [n for n in part.notes if n.steady_s >= PartsParams().min_steady_s]
+    assert len(judged) == 16 and all(abs(n.cents) < 5 for n in judged)  # the held notes, each in tune
+
+
+def test_a_phrase_pushed_past_50_cents_keeps_its_sign() -> None:
+    # a line in C major; then a phrase meant as D, A, G, D sung 59 cents sharp: its notes sit nearer to
+    # D#, A#, G#, which the song never uses: reported 59 cents sharp, not 41 flat
+    melody = [60, 62, 64, 65, 67, 69, 71, 72] * 3
+    segments = [(float(m), 0.4) for m in melody] + [(m + 0.59, 0.4) for m in (62, 69, 67, 62)]
+    part = analyse_part(_sung(segments), sr=SR, track="Lead Vox.wav", a4_hz=440.0, tempo=None, params=PartsParams())
+    findings = combine_parts([part], tempo=None, params=PartsParams()).findings
+    (finding,) = [f for f in findings if f.kind == "out_of_tune"]
+    assert finding.value == pytest.approx(59.0, abs=4.0) and "sharp" in finding.message
+    assert finding.count == 4 and finding.message.count("+") == 4  # each note's cents, signed
+
+
+@pytest.mark.parametrize(("role", "late_ms"), [("bass", 25.0), ("bass", -12.0), ("bass", 0.0), ("vocal", 25.0)])
+def test_a_track_late_for_the_whole_song_is_one_finding_to_the_ms(role: str, late_ms: float) -> None:
+    midis = [45, 48, 50, 52] * 16
+    part = analyse_part(
+        _line(midis, [0.0] * 64, late_ms=[late_ms] * 64),
+        sr=SR,
+        track="Bass DI.wav",
+        a4_hz=440.0,
+        tempo=TEMPO,
+        params=PartsParams(),
+        role=role,
+    )
+    assert part.placement_ms == pytest.approx(late_ms, abs=1.0)  # each attack timed to the ms
+    findings = combine_parts([part], tempo=TEMPO, params=PartsParams()).findings
+    assert [f for f in findings if f.kind == "out_of_time"] == []  # the part as a whole, not a phrase
+    offsets = [f for f in findings if f.kind == "track_offset"]
+    if role == "vocal" or abs(late_ms) < 10:
+        assert offsets == []  # a voice has no attack to slide a track by; under 10 ms is feel
+    else:
+        (offset,) = offsets
+        assert offset.value == pytest.approx(late_ms, abs=1.0) and offset.start_s is None
+        assert f"slide the track {abs(late_ms):.0f} ms {'earlier' if late_ms > 0 else 'later'}" in offset.message
+
+
+def test_a_sub_harmonic_below_the_instrument_is_not_a_note() -> None:
+    # a guitar's lowest string is E2 (MIDI 40): a B1 read on a guitar track is a chord's sub-harmonic
+    midis = [52, 55, 35, 57] * 4
+    params = PartsParams()
+    line = _line(midis, [0.0] * 16)
+    as_guitar = analyse_part(line, sr=SR, track="Gtr.wav", a4_hz=440.0, tempo=TEMPO, params=params, role="guitar")
+    as_bass = analyse_part(line, sr=SR, track="Bass.wav", a4_hz=440.0, tempo=TEMPO, params=params, role="bass")
+    assert [n.midi for n in as_bass.notes] == midis
+    assert [n.midi for n in as_guitar.notes] == [m for m in midis if m != 35]

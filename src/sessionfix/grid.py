@@ -162,11 +162,17 @@ def _comb(ac: np.ndarray, bpm: float) -> float:
     return sum(_at(ac, k * beat) for k in (1, 2, 3, 4)) + 0.5 * _at(ac, beat / 2)
 
 
-def _beat_period(times_s: np.ndarray, weights: np.ndarray, backbeat_s: np.ndarray | None) -> float:
+def _beat_period(
+    times_s: np.ndarray, weights: np.ndarray, backbeat_s: np.ndarray | None, bpm_hint: float | None = None
+) -> float:
     """Seconds per beat (see the module docstring, step 1)."""
     _, ac = _periodicity(times_s, weights)
     candidates = np.arange(MIN_BPM, MAX_BPM + 0.25, 0.25)
     scores = np.array([_comb(ac, bpm) for bpm in candidates])
+    if bpm_hint is not None:
+        near = np.abs(np.log2(candidates / bpm_hint)) < 0.08  # within ~6 %: the hint settles the octave
+        if near.any():
+            return 60.0 / float(candidates[int(np.argmax(np.where(near, scores, -np.inf)))])
     if backbeat_s is not None and len(backbeat_s) >= 8:
         _, snare_ac = _periodicity(np.sort(backbeat_s), np.ones(len(backbeat_s)))
         # the snare's period: two beats, in 0.6-2 s (60-200 bpm); the strongest repetition wins, and a
@@ -302,18 +308,20 @@ def estimate_tempo(
     meter: int = 4,
     downbeat_times_s: np.ndarray | None = None,
     backbeat_times_s: np.ndarray | None = None,
+    bpm_hint: float | None = None,
 ) -> Tempo | None:
     """A beat map fitted to drum hits; None with fewer than 8 hits.
 
     times_s : every hit, seconds. weights : per hit (louder hits count more in the periodicity).
     downbeat_times_s : the kick's hits (beats 1 and 3 in most grooves). backbeat_times_s : the snare's
-    hits (beats 2 and 4), which also settle the tempo's octave.
+    hits (beats 2 and 4), which also settle the tempo's octave. bpm_hint : a tempo measured otherwise
+    (a one-mic kit's, by librosa): the beat period is the best one within 6 % of it.
     """
     times = np.sort(np.asarray(times_s, float))
     if len(times) < 8:
         return None
     weights = np.ones(len(times)) if weights is None else np.asarray(weights, float)
-    beat = _beat_period(times, weights, backbeat_times_s)
+    beat = _beat_period(times, weights, backbeat_times_s, bpm_hint)
     # hits closer than a 32nd (a kick and a hat together, a flam) are one lattice point, at their mean
     # (the first of them would be early by the spread of human timing)
     group = np.cumsum(np.concatenate(([True], np.diff(times) > beat / 8))) - 1

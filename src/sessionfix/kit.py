@@ -459,6 +459,7 @@ def mix_tempo(hits: MixHits, *, sr: int, end_s: float) -> Tempo | None:
         end_s=end_s,
         downbeat_times_s=times[hits.kick],
         backbeat_times_s=times[hits.snare],
+        bpm_hint=hits.bpm,
     )
 
 
