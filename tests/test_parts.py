@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 
 from sessionfix.grid import Tempo
 from sessionfix.parts import PartsParams, analyse_part, combine_parts, yin
+from sessionfix.pipeline import scan
+from sessionfix.report.json_report import scan_to_dict
 
 SR = 48000
 TEMPO = Tempo.straight(bpm=120.0, first_beat_s=0.5, meter=4, end_s=17.0)
@@ -192,3 +197,27 @@ def test_a_sub_harmonic_below_the_instrument_is_not_a_note() -> None:
     as_bass = analyse_part(line, sr=SR, track="Bass.wav", a4_hz=440.0, tempo=TEMPO, params=params, role="bass")
     assert [n.midi for n in as_bass.notes] == midis
     assert [n.midi for n in as_guitar.notes] == [m for m in midis if m != 35]
+
+
+def test_a_kit_on_one_unnamed_track_is_found_by_its_audio_and_gives_the_grid(tmp_path: Path) -> None:
+    from test_onsets import _one_mic_kit
+
+    # 100 bpm from 0.5 s: the kit on "Audio 1.wav"; a bass in quarter notes on its beats whose 8 notes
+    # from 12.5 s (bars 6-7) sit 35 ms late; a pitched line on "Audio 2.wav"
+    kit, _ = _one_mic_kit(100.0, 30.0, seed=4)
+    midis = [45, 48, 50, 52] * 11
+    late = [35.0 if 12.5 <= 0.5 + i * 0.6 < 17.3 else 0.0 for i in range(len(midis))]
+    session = tmp_path / "session"
+    session.mkdir()
+    sf.write(session / "Audio 1.wav", kit, SR, subtype="PCM_24")
+    sf.write(session / "Bass DI.wav", _line(midis, [0.0] * 44, late_ms=late, step_s=0.6)[: len(kit)], SR)
+    sf.write(session / "Audio 2.wav", _line(midis, [0.0] * 44, step_s=0.6, seed=1)[: len(kit)], SR)
+    result = scan(session)
+    assert result.roles["Audio 1.wav"] == "kit" and result.roles_from_audio == {"Audio 1.wav"}
+    assert result.roles["Audio 2.wav"] == "other"  # pitched: not a kit
+    assert result.kit.tempo is not None and result.kit.tempo.bpm == pytest.approx(100.0, rel=0.005)
+    (late_phrase,) = [f for f in result.findings if f.kind == "out_of_time"]
+    assert late_phrase.track == "Bass DI.wav" and late_phrase.value == pytest.approx(35.0, abs=3.0)
+    assert [f for f in result.findings if f.kind == "track_offset"] == []
+    tracks = {t["file"]: t for t in scan_to_dict(result)["tracks"]}
+    assert tracks["Audio 1.wav"]["role_from"] == "audio" and tracks["Bass DI.wav"]["role_from"] == "name"

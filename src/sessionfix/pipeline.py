@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from .config import Config, load_config
@@ -21,11 +22,11 @@ from .grid import Tempo
 from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
 from .lags import measure_kit
 from .onsets import detect_kit_hits, detect_mix_hits
-from .parts import PartsAnalysis, PartsParams, analyse_part, combine_parts
+from .parts import PartsAnalysis, PartsParams, analyse_part, combine_parts, yin
 from .progress import Progress, quiet
 from .qc import QcResult, check_session
 from .realign import EditPlan, Follow, RealignParams, plan_edits, render
-from .roles import PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
+from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
 from .session import AUDIO_SUFFIXES, CONFIG_NAME, Session, load_session, printable, read
 from .writer import copy_file, staged_folder, write_stem
 
@@ -43,6 +44,7 @@ class Scan:
     parts: PartsAnalysis
     findings: tuple[Finding, ...]  # every stage's, sorted by track then time
     effort: Effort
+    roles_from_audio: frozenset[str] = frozenset()  # tracks whose role the audio gave, not the name
 
 
 def _sort_key(f: Finding) -> tuple:
@@ -75,6 +77,8 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
     layout = kit_layout(roles, pairs=config.pairs)
     qc = check_session(session, layout=layout, params=config.qc, progress=progress)
     usable = usable_tracks(session, qc)
+    kits_by_audio = _kits_by_audio(session, roles, usable=usable)
+    roles = {**roles, **{name: "kit" for name in kits_by_audio}}
     kit = analyse_kit_stage(session, layout.only(usable), roles, KitParams(), progress, usable=usable)
     parts_params = PartsParams()
     pitched = [t for t in session.tracks if t.name in usable and roles[t.name] in PITCHED_ROLES]
@@ -106,6 +110,7 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
         parts=parts,
         findings=findings,
         effort=effort,
+        roles_from_audio=frozenset(kits_by_audio),
     )
 
 
@@ -129,6 +134,29 @@ def analyse_kit_stage(
     return analyse_kit(
         layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
     )
+
+
+KIT_MAX_VOICED = 0.4  # share of pitched frames: eval kits 0.01, a sine-bodied test kick 0.32; parts 0.72-0.96
+KIT_MIN_HITS = 16  # ...and has this many hits in its first minute
+
+
+def _kits_by_audio(session: Session, roles: dict[str, Role], *, usable: set[str]) -> list[str]:
+    """A kit recorded or bounced to one track whose name says nothing ("Audio 1.wav"): when the session
+    has no other drum track, an unnamed track that is unpitched (YIN finds a pitch in under
+    KIT_MAX_VOICED of its first minute) and full of hits is the kit."""
+    drums = ("kit",) + KIT_ROLES
+    if any(roles[t.name] in drums for t in session.tracks if t.name in usable):
+        return []
+    found = []
+    for track in session.tracks:
+        if roles[track.name] != "other" or track.name not in usable or track.sr != session.sr:
+            continue
+        audio = read(track, start=track.offset, frames=min(track.frames, 60 * track.sr))
+        f0, _ = yin(audio, track.sr, threshold=PartsParams().yin_threshold)
+        unpitched = f0.size > 0 and float(np.mean(np.isfinite(f0))) < KIT_MAX_VOICED
+        if unpitched and len(detect_mix_hits(audio, sr=track.sr, track=track.name).positions) >= KIT_MIN_HITS:
+            found.append(track.name)
+    return found[:1]  # one kit track gives the beat
 
 
 def _one_mic_tempo(session: Session, roles: dict[str, Role], *, usable: set[str]) -> Tempo | None:

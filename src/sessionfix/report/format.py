@@ -97,3 +97,8 @@ def quote_line(manual_minutes: float, quote: Quote) -> str:
         f"Quote: {manual_minutes / 60:.2f} h at {money(quote.rate_per_hour, quote.currency)}/h = "
         f"{money(quote.amount, quote.currency)}"
     )
+
+
+def role_text(role: str, from_audio: bool) -> str:
+    """A track's role as the reports show it: "kit (from its audio)" when its name did not say."""
+    return f"{role} (from its audio)" if from_audio else role

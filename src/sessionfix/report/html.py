@@ -32,6 +32,7 @@ from .format import (
     moved_of_measured,
     moves_text,
     quote_line,
+    role_text,
     severity_counts,
     stem,
     where,
@@ -153,7 +154,7 @@ def _track_table(scan: Scan) -> str:
         counts = severity_counts(own)
         flag = " ".join(f'<span class="sev sev-{sev}">{_e(text)}</span>' for sev, text in counts) or "-"
         rows.append(
-            f"<tr><td>{_e(t.name)}</td><td>{_e(scan.roles[t.name])}</td>"
+            f"<tr><td>{_e(t.name)}</td><td>{_e(role_text(scan.roles[t.name], t.name in scan.roles_from_audio))}</td>"
             f"<td>{t.sr / 1000:g} kHz {_e(sample_format(t.subtype))}</td>"
             f'<td class="num">{t.channels}</td><td class="num">{clock(t.duration_s)}</td><td>{flag}</td></tr>'
         )

@@ -76,6 +76,7 @@ def scan_to_dict(scan: Scan, quote: Quote | None = None) -> dict[str, Any]:
             {
                 "file": t.name,
                 "role": scan.roles[t.name],
+                "role_from": "audio" if t.name in scan.roles_from_audio else "name",
                 "sample_rate": t.sr,
                 "channels": t.channels,
                 "frames": t.frames,

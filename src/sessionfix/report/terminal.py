@@ -25,6 +25,7 @@ from .format import (
     moved_of_measured,
     moves_text,
     quote_line,
+    role_text,
     stem,
     where,
     words,
@@ -57,7 +58,7 @@ def track_table(scan: Scan) -> Table:
         peak = "-" if stats is None else db(stats.peak_dbfs)
         table.add_row(
             t.name,
-            scan.roles[t.name],
+            role_text(scan.roles[t.name], t.name in scan.roles_from_audio),
             f"{t.sr / 1000:g} kHz {sample_format(t.subtype)}",
             str(t.channels),
             clock(t.duration_s),
