@@ -122,7 +122,7 @@ elif what == "parts":
     from sessionfix.session import read
     tempo = Tempo.straight(bpm=120.0, first_beat_s=0.0, meter=4, end_s=300.0)
     for t in load_session(folder).tracks:
-        analyse_part(read(t), sr=t.sr, track=t.name, a4_hz=440.0, tempo=tempo, params=PartsParams())
+        analyse_part(read(t), sr=t.sr, track=t.name, a4_hz=440.0, tempo=tempo, params=PartsParams(), role="bass")
 elif what == "qc_track":
     for t in load_session(folder).tracks:
         measure_track(t, params=QcParams())
@@ -178,7 +178,7 @@ def main() -> None:
             (
                 "pitch + timing of one 5-min bass line (1 core)",
                 f"{parts_run['seconds']:.2f} s",
-                f"{300 / parts_run['seconds']:.0f}x real time (target >= 100x)",
+                f"{300 / parts_run['seconds']:.0f}x real time (target >= 150x)",
             )
         )
 

@@ -170,7 +170,7 @@ def _beat_period(
     candidates = np.arange(MIN_BPM, MAX_BPM + 0.25, 0.25)
     scores = np.array([_comb(ac, bpm) for bpm in candidates])
     if bpm_hint is not None:
-        near = np.abs(np.log2(candidates / bpm_hint)) < 0.08  # within ~6 %: the hint settles the octave
+        near = np.abs(np.log2(candidates / bpm_hint)) < 0.14  # within 10 %: the hint settles the octave
         if near.any():
             return 60.0 / float(candidates[int(np.argmax(np.where(near, scores, -np.inf)))])
     if backbeat_s is not None and len(backbeat_s) >= 8:
@@ -315,7 +315,7 @@ def estimate_tempo(
     times_s : every hit, seconds. weights : per hit (louder hits count more in the periodicity).
     downbeat_times_s : the kick's hits (beats 1 and 3 in most grooves). backbeat_times_s : the snare's
     hits (beats 2 and 4), which also settle the tempo's octave. bpm_hint : a tempo measured otherwise
-    (a one-mic kit's, by librosa): the beat period is the best one within 6 % of it.
+    (a one-mic kit's, by librosa): the beat period is the best one within 10 % of it.
     """
     times = np.sort(np.asarray(times_s, float))
     if len(times) < 8:

@@ -398,6 +398,8 @@ class MixHits:
 
 
 MIX_ANCHOR_SHARE = 0.3  # the loudest 30 % of a one-mic kit's hits carry the kick and snare pattern
+MIX_BLOCK_S = 30.0  # a one-mic kit is analysed in blocks of this many seconds
+TEMPO_HOP = 512  # librosa's usual onset-strength hop for its tempo estimate, samples
 
 
 def detect_mix_hits(signal: np.ndarray, *, sr: int, track: str, start: int = 0) -> MixHits:
@@ -413,9 +415,23 @@ def detect_mix_hits(signal: np.ndarray, *, sr: int, track: str, start: int = 0) 
 
     n_fft = 512 if sr <= 48000 else 1024  # about 10 ms: a hit 50 ms after another is its own
     hop = n_fft // 4
-    x = signal.astype(np.float32)
-    spectrum = librosa.power_to_db(np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop)) ** 2, ref=np.max, top_db=80)
-    envelope = librosa.onset.onset_strength(S=spectrum, sr=sr, n_fft=n_fft, hop_length=hop, lag=2, max_size=3)
+    # in blocks (memory bounded by a block, not by the song), each read with a margin so its edges
+    # see what comes before and after; block starts are whole hops, so frame i is sample i * hop
+    block, margin = int(MIX_BLOCK_S * sr) // hop * hop, 64 * hop
+    blocks = [(b, max(b - margin, 0), min(b + block + margin, len(signal))) for b in range(0, len(signal), block)]
+    pieces, tempi = [], []
+    for b, lo, hi in blocks:
+        audio = signal[lo:hi].astype(np.float32)
+        power = np.abs(librosa.stft(audio, n_fft=n_fft, hop_length=hop)) ** 2
+        spectrum = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
+        strength = librosa.onset.onset_strength(S=spectrum, sr=sr, n_fft=n_fft, hop_length=hop, lag=2, max_size=3)
+        first = (b - lo) // hop
+        pieces.append(strength[first : first + -(-(min(b + block, len(signal)) - b) // hop)])
+        # the tempo: librosa's estimate frame by frame from its own onset strength at its usual hop, block
+        # by block (librosa.feature.tempo over a whole song takes gigabytes); the median over the song
+        usual = librosa.onset.onset_strength(y=audio, sr=sr, hop_length=TEMPO_HOP)
+        tempi.append(librosa.feature.tempo(onset_envelope=usual, sr=sr, hop_length=TEMPO_HOP, aggregate=None))
+    envelope = np.concatenate(pieces) if pieces else np.zeros(0)
 
     def frames(seconds: float) -> int:
         return max(1, int(seconds * sr / hop))
@@ -431,29 +447,39 @@ def detect_mix_hits(signal: np.ndarray, *, sr: int, track: str, start: int = 0) 
         delta=0.07,
         wait=frames(0.05),
     )
-    empty = MixHits(track, np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool), np.zeros(0, bool))
     if not len(found):
-        return empty
-    # timed above 1 kHz: every drum's attack (a beater's or stick's click, wires, a hat) is there, the
-    # low drums' long decays are not
-    attacks = band_filter(signal, sr, (1000.0, min(16000.0, 0.45 * sr)))
-    times = attack_times(attacks, sr, found * hop / sr, np.full(len(found), 0.003), before_s=0.01, after_s=0.01)
+        return MixHits(track, np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool), np.zeros(0, bool))
+    times, low_rise, body_rise = np.zeros(len(found)), np.zeros(len(found)), np.zeros(len(found))
+    for b, lo, hi in blocks:
+        own = (found * hop >= b) & (found * hop < b + block)
+        if not own.any():
+            continue
+        audio = signal[lo:hi]
+        # timed above 1 kHz: every drum's attack (a beater's or stick's click, wires, a hat) is there,
+        # the low drums' long decays are not
+        attacks = band_filter(audio, sr, (1000.0, min(16000.0, 0.45 * sr)))
+        near = found[own] * hop / sr - lo / sr
+        at = attack_times(attacks, sr, near, np.full(len(near), 0.003), before_s=0.01, after_s=0.01)
+        positions = np.round(at * sr).astype(np.int64)
+        times[own] = at + lo / sr
+        low_rise[own] = _rise_db(band_filter(audio, sr, (30.0, 120.0)), positions, sr)
+        body_rise[own] = _rise_db(band_filter(audio, sr, (150.0, 400.0)), positions, sr)
     positions = np.round(times * sr).astype(np.int64)
     strengths = envelope[found].astype(float)
-
-    def rise_db(band: tuple[float, float]) -> np.ndarray:
-        """Energy over the 30 ms after each attack against the 30 ms before it, dB."""
-        energy = np.concatenate(([0.0], np.cumsum(band_filter(signal, sr, band).astype(np.float64) ** 2)))
-        span, gap, n = int(0.03 * sr), int(0.002 * sr), len(signal)
-        after = energy[np.minimum(positions + span, n)] - energy[np.minimum(positions, n)]
-        before = energy[np.clip(positions - gap, 0, n)] - energy[np.clip(positions - gap - span, 0, n)]
-        return 10 * np.log10((after + 1e-12) / (before + 1e-12))
-
     loud = strengths >= np.percentile(strengths, 100 * (1 - MIX_ANCHOR_SHARE))
-    kick = loud & (rise_db((30.0, 120.0)) >= 9.0)
-    snare = loud & ~kick & (rise_db((150.0, 400.0)) >= 3.0)
-    bpm = float(librosa.feature.tempo(onset_envelope=envelope, sr=sr, hop_length=hop, aggregate=np.median)[0])
+    kick = loud & (low_rise >= 9.0)
+    snare = loud & ~kick & (body_rise >= 3.0)
+    bpm = float(np.median(np.concatenate(tempi)))
     return MixHits(track, positions + start, strengths, kick, snare, bpm)
+
+
+def _rise_db(band: np.ndarray, positions: np.ndarray, sr: int) -> np.ndarray:
+    """A band's energy over the 30 ms after each position against the 30 ms before it, dB."""
+    energy = np.concatenate(([0.0], np.cumsum(band.astype(np.float64) ** 2)))
+    span, gap, n = int(0.03 * sr), int(0.002 * sr), len(band)
+    after = energy[np.clip(positions + span, 0, n)] - energy[np.clip(positions, 0, n)]
+    before = energy[np.clip(positions - gap, 0, n)] - energy[np.clip(positions - gap - span, 0, n)]
+    return 10 * np.log10((after + 1e-12) / (before + 1e-12))
 
 
 def detect_kit_hits(
