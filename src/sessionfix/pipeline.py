@@ -147,7 +147,6 @@ def _kits_by_audio(session: Session, roles: dict[str, Role], *, usable: set[str]
     drums = ("kit",) + KIT_ROLES
     if any(roles[t.name] in drums for t in session.tracks if t.name in usable):
         return []
-    found = []
     for track in session.tracks:
         if roles[track.name] != "other" or track.name not in usable or track.sr != session.sr:
             continue
@@ -155,8 +154,8 @@ def _kits_by_audio(session: Session, roles: dict[str, Role], *, usable: set[str]
         f0, _ = yin(audio, track.sr, threshold=PartsParams().yin_threshold)
         unpitched = f0.size > 0 and float(np.mean(np.isfinite(f0))) < KIT_MAX_VOICED
         if unpitched and len(detect_mix_hits(audio, sr=track.sr, track=track.name).positions) >= KIT_MIN_HITS:
-            found.append(track.name)
-    return found[:1]  # one kit track gives the beat
+            return [track.name]  # one kit track gives the beat
+    return []
 
 
 def _one_mic_tempo(session: Session, roles: dict[str, Role], *, usable: set[str]) -> Tempo | None:
