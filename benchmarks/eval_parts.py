@@ -60,6 +60,24 @@ def _tuning_scores(result: Scan, parts: dict) -> tuple[int, int, int, int]:
     return covered, injected, true_flags, flags
 
 
+def _signs(result: Scan, parts: dict) -> tuple[int, int]:
+    """(out_of_tune findings on injected notes whose sign is the injected one, such findings)."""
+    right = total = 0
+    for name in PITCHED:
+        truth = parts[name]
+        wrong = [d for d in truth["defects"] if abs(d["cents"] - truth["global_cents"]) >= 20]
+        for f in result.findings:
+            if f.kind != "out_of_tune" or f.track != name + ".wav":
+                continue
+            lo, hi = (f.start_s or 0) - 0.05, (f.end_s or 0) + 0.05
+            on = [d for d in wrong if lo <= (d["start_s"] + d["end_s"]) / 2 <= hi]
+            if on:
+                total += 1
+                injected = np.median([d["cents"] - truth["global_cents"] for d in on])
+                right += bool(np.sign(f.value or 0) == np.sign(injected))
+    return right, total
+
+
 def _attack_errors_ms(result: Scan, parts: dict) -> list[float]:
     """Analysed note start minus the injected start (ms) for every injected note with an exact start."""
     errors = []
@@ -114,6 +132,7 @@ def eval_render(render: Path) -> dict:
         "tempo_bpm": truth["bpm"],
         "recall": [covered, injected],
         "precision": [true_flags, flags],
+        "sign_right": list(_signs(result, parts)),
         "gtr_tuning": tuning.get("Gtr Clean.wav"),
         "gtr_late_cover": round(cover / (late[1] - late[0]), 3),
         "gtr_late_ms": [f.value for f in gtr_time],
@@ -191,6 +210,7 @@ def main() -> None:
             "renders": len(rows),
             "out_of_tune_recall": round(recall[0] / max(recall[1], 1), 3),
             "out_of_tune_precision": round(precision[0] / max(precision[1], 1), 3),
+            "out_of_tune_sign_right": "{}/{}".format(*np.sum([r["sign_right"] for r in rows], axis=0).tolist()),
             "gtr_tuning_range": [min(r["gtr_tuning"] or 0 for r in rows), max(r["gtr_tuning"] or 0 for r in rows)],
             "gtr_late_cover_min": min(r["gtr_late_cover"] for r in rows),
             "gtr_late_ms": sorted(v for r in rows for v in r["gtr_late_ms"]),
