@@ -129,5 +129,8 @@ def test_a_one_mic_kit_gives_its_hits_and_its_beat(bpm: float, seed: int) -> Non
     tempo = mix_tempo(hits, sr=SR, end_s=40.0)
     assert tempo is not None and tempo.bpm == pytest.approx(bpm, rel=0.005)
     kicks = np.array(g.kick) / SR
-    # the beats sit on the kick and snare (not between them), within the drummer's jitter
+    # the beats sit on the kick and snare (not between them), within the drummer's jitter, and the bar
+    # lines put the kicks on 1 and 3 and the snares on 2 and 4 (this groove cannot tell 1 from 3)
     assert np.median(np.abs(tempo.grid_error_s(kicks, division=1))) < 0.004
+    assert {round(tempo.beat_in_bar(float(t))) % 4 for t in kicks[1:]} == {1, 3}
+    assert {round(tempo.beat_in_bar(float(t) / SR)) % 4 for t in g.snare} == {2, 0}
