@@ -221,3 +221,13 @@ def test_a_kit_on_one_unnamed_track_is_found_by_its_audio_and_gives_the_grid(tmp
     assert [f for f in result.findings if f.kind == "track_offset"] == []
     tracks = {t["file"]: t for t in scan_to_dict(result)["tracks"]}
     assert tracks["Audio 1.wav"]["role_from"] == "audio" and tracks["Bass DI.wav"]["role_from"] == "name"
+
+
+def test_the_session_reference_is_the_largest_group_of_agreeing_tracks() -> None:
+    from sessionfix.parts import session_reference_cents
+
+    assert session_reference_cents([3.0, 5.0, -28.0], within=10.0) == pytest.approx(4.0)
+    # two against two (a guitar and its keys double 25 cents flat): the pair nearer A440, never NaN
+    assert session_reference_cents([0.0, -25.0, -25.0, 1.0], within=10.0) == pytest.approx(0.5)
+    assert session_reference_cents([-25.0, 5.0], within=10.0) == 0.0  # no two agree: A440
+    assert session_reference_cents([12.0], within=10.0) == 0.0

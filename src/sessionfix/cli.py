@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import OutputError, SessionError
-from .findings import at_or_above
+from .findings import Finding, at_or_above
+from .report.format import words
 from .session import printable
 
 if TYPE_CHECKING:
@@ -406,6 +407,129 @@ def align_command(
     if left:
         console.print(f"Still incoherent after realignment: {', '.join(sorted({f.track or '' for f in left}))}")
     raise typer.Exit(EXIT_FINDINGS if left else EXIT_OK)
+
+
+def _kinds(option: str | None, flag: str) -> set[str]:
+    """The repair kinds of a comma-separated --only/--skip value, checked."""
+    from .repair import REPAIRS
+
+    kinds = {k.strip() for k in (option or "").split(",") if k.strip()}
+    unknown = sorted(kinds - set(REPAIRS))
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(unknown)}: the repairs are {', '.join(REPAIRS)}", param_hint=flag)
+    return kinds
+
+
+@app.command("repair")
+def repair_command(
+    session: Path = typer.Argument(..., metavar="SESSION", help="The session folder."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", metavar="DIR", help="New folder for the repaired session (never inside the session)."
+    ),
+    only: str | None = typer.Option(None, "--only", metavar="KIND,...", help="Make only these repairs."),
+    skip: str | None = typer.Option(None, "--skip", metavar="KIND,...", help="Make every repair but these."),
+    follow: FollowSide = typer.Option(
+        FollowSide.close, "--follow", help="For the drum realignment: which mics the others follow (see align)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print the plan and write nothing."),
+    force: bool = typer.Option(False, "--force", help="Replace DIR if it exists and is not empty."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors; the exit code tells the rest."),
+    json_out: str | None = typer.Option(
+        None,
+        "--json",
+        metavar="FILE|DIR|-",
+        help="Write the sessionfix.scan/1 JSON report of the repaired session (with --dry-run: of the session "
+        "as it is) to FILE, into DIR as <session>.json, or - for stdout.",
+    ),
+) -> None:
+    """Apply every safe repair the scan finds, in one pass per stem.
+
+    Repairs (KIND): sample_rate_mismatch (resampled with soxr), dual_mono (written as mono), dc_offset,
+    polarity, timeline (stems placed at their BWF times and padded to one length), mic_delay and
+    track_offset (slid by the measured delay, to a fraction of a sample), partial_quantisation (the
+    drum realignment of align). Every file is delivered into DIR (untouched ones byte for byte) with
+    sessionfix-edits.json, every operation and its measured reason; DIR appears only when complete. The
+    repaired session is scanned again: exit 1 if a repaired finding is still there. What no repair can
+    fix safely (clipping, tuning, timing of a phrase, unreadable files) is listed for the engineer.
+    """
+    from .pipeline import EDITS_NAME, repair
+    from .repair import REPAIRS
+
+    if only and skip:
+        raise typer.BadParameter("--only and --skip contradict each other", param_hint="--only")
+    chosen = _kinds(only, "--only") if only else set(REPAIRS) - _kinds(skip, "--skip")
+    if session.is_dir() and _inside(out, session):
+        raise OutputError(
+            f"--out {out} is the session folder or inside it; sessionfix never writes into a "
+            "client's session: choose another folder"
+        )
+    if not dry_run and out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; give a folder")
+    if not dry_run and out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputError(f"--out {out} is not empty; give a new or empty folder, or add --force to replace it")
+    (json_path,) = _report_paths([session], json_out, ".json", "--json")
+    if json_path is not None and session.is_dir() and _inside(json_path, session):
+        raise OutputError(f"--json {json_path} is inside the session folder; write the report elsewhere")
+    quiet = quiet or json_out == "-"
+    show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
+    with ProgressBars(show=show_progress) as bars:
+        result = repair(session, out, only=chosen, follow=follow.value, dry_run=dry_run, force=force, progress=bars)
+    if json_out is not None:
+        from .report.json_report import scan_to_dict
+
+        report = json.dumps(scan_to_dict(result.after if result.after is not None else result.before), indent=1)
+        if json_path is None:
+            sys.stdout.write(report + "\n")
+            sys.stdout.flush()
+        else:
+            write_atomically(json_path, report + "\n")
+    console = _console(quiet=quiet)
+    plan = result.plan
+    for stem in plan.stems:
+        for op in stem.operations:
+            console.print(f"{stem.track}: {words(op.kind)} - {op.reason}")
+    if not plan.kinds:
+        console.print("Nothing to repair.")
+    if plan.left:
+        console.print("Left for the engineer:")
+        for f in plan.left:
+            console.print(f"  {f.track or '(session)'}: {words(f.kind)} - {f.message}")
+    if dry_run:
+        console.print("Dry run: nothing was written.")
+        raise typer.Exit(EXIT_OK)
+    assert result.after is not None
+    console.print(
+        f"Wrote {len(result.rendered) + len(result.copied)} files to {out}: "
+        f"{len(result.rendered)} repaired, {len(result.copied)} copied unchanged; "
+        f"every operation is in {out / EDITS_NAME}."
+    )
+    table = Table(title="Before and after", box=None)
+    for column in ("track", "repair", "before", "after"):
+        table.add_column(column)
+    remaining = []
+    for stem in plan.stems:
+        for op in stem.operations:
+            kinds = (op.kind, "length_mismatch") if op.kind == "timeline" else (op.kind,)
+            before = [f for f in result.before.findings if f.kind in kinds and f.track == stem.track]
+            after = [f for f in result.after.findings if f.kind in kinds and f.track == stem.track]
+            if op.kind == "partial_quantisation":
+                before = [f for f in result.before.findings if f.kind == op.kind]
+                after = [f for f in result.after.findings if f.kind == op.kind]
+            remaining += after
+            table.add_row(stem.track, words(op.kind), _finding_text(before), _finding_text(after) if after else "gone")
+    console.print(table)
+    if remaining:
+        console.print(
+            f"Still there after repair: {', '.join(sorted({f'{f.track} {words(f.kind)}' for f in remaining}))}"
+        )
+    raise typer.Exit(EXIT_FINDINGS if remaining else EXIT_OK)
+
+
+def _finding_text(findings: list[Finding]) -> str:
+    """A cell for the before/after table: the findings' values in their units, or what the op fixed."""
+    if not findings:
+        return "-"
+    return ", ".join(f"{f.value:g} {f.unit}" if f.value is not None and f.unit else "found" for f in findings)
 
 
 def _plan_summary(result: Scan, plan: EditPlan) -> str:

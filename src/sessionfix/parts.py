@@ -550,6 +550,18 @@ def _timing_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
     return out
 
 
+def session_reference_cents(offsets: list[float], *, within: float) -> float:
+    """The session reference (cents from A440) where the pitched tracks agree: the mean of the largest
+    group of track tunings within `within` cents of one of them (ties: the group nearest A440); the
+    tracks outside it are what gets reported. 0 (A440) with fewer than two tracks."""
+    if len(offsets) < 2:
+        return 0.0
+    values = np.asarray(offsets, float)
+    groups = [values[np.abs(_wrap(values - o)) < within] for o in values]
+    best = max(groups, key=lambda g: (len(g), -abs(float(np.mean(g)))))
+    return float(np.mean(best)) if len(best) >= 2 else 0.0
+
+
 def _retuned(note: Note, reference_cents: float) -> Note:
     """The note against a reference `reference_cents` above A440 (its nearest MIDI note may change)."""
     pitch = note.midi + (note.cents - reference_cents) / 100
@@ -560,13 +572,7 @@ def combine_parts(first: list[PartAnalysis], *, tempo: Tempo | None, params: Par
     """The session reference from parts analysed at A4 = 440 Hz, every part re-expressed against it,
     and the findings."""
     offsets = [p.offset_cents for p in first if p.notes]
-    # the session reference: where the pitched tracks agree: the mean of the tracks within the
-    # reporting threshold of the median track (an outlier is what gets reported), 440 Hz alone
-    reference_cents = 0.0
-    if len(offsets) >= 2:
-        middle = float(np.median(offsets))
-        agreeing = [o for o in offsets if abs(o - middle) < params.track_tuning_cents]
-        reference_cents = float(np.mean(agreeing))
+    reference_cents = session_reference_cents(offsets, within=params.track_tuning_cents)
     a4 = 440.0 * 2 ** (reference_cents / 1200)
     parts = tuple(
         replace(

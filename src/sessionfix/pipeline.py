@@ -26,6 +26,7 @@ from .parts import PartsAnalysis, PartsParams, analyse_part, combine_parts, yin
 from .progress import Progress, quiet
 from .qc import QcResult, check_session
 from .realign import EditPlan, Follow, RealignParams, plan_edits, render
+from .repair import RepairPlan, apply_repair, plan_repairs
 from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
 from .session import AUDIO_SUFFIXES, CONFIG_NAME, Session, load_session, printable, read
 from .writer import copy_file, staged_folder, write_stem
@@ -251,6 +252,96 @@ def align(
         copied=tuple(copied),
         unreadable=unreadable,
     )
+
+
+# ----------------------------------------------------------------------------------------- repair
+@dataclass(frozen=True)
+class Repaired:
+    """What `repair` did: the scan before, the plan, and (unless a dry run) what it wrote and the rescan."""
+
+    before: Scan
+    plan: RepairPlan
+    after: Scan | None  # the scan of the output; None for a dry run
+    out: Path
+    rendered: tuple[str, ...]  # stems written anew
+    copied: tuple[str, ...]  # files copied byte for byte
+
+
+def repair(
+    path: Path | str,
+    out: Path,
+    *,
+    only: set[str] | None = None,
+    follow: Follow = "close",
+    dry_run: bool = False,
+    force: bool = False,
+    progress: Progress = quiet,
+) -> Repaired:
+    """Every repair the scan of the session at `path` supports (limited to the kinds in `only`), rendered
+    in one read and one write per stem into `out`, the other files copied byte for byte, with
+    EDITS_NAME listing every operation and its measured reason; `out` is complete or untouched. Then
+    `out` is scanned."""
+    folder = Path(path)
+    before = scan(folder, progress=progress)
+    session = before.session
+    sr = session.sr or 0
+    align_plan = plan_edits(before.kit, follow=follow, sr=sr, params=RealignParams())
+    lost = {f.track for f in before.qc.findings if f.kind in ("silent", "unreadable", "invalid_samples")}
+    readable = {t.name for t in session.tracks if t.name in before.qc.stats and t.name not in lost}
+    plan = plan_repairs(
+        session,
+        before.findings,
+        dc={name: stats.dc for name, stats in before.qc.stats.items()},
+        align=align_plan,
+        readable=readable,
+        only=only,
+    )
+    if dry_run:
+        return Repaired(before=before, plan=plan, after=None, out=out, rendered=(), copied=())
+    references = [t.time_reference * sr / t.sr for t in session.tracks if t.time_reference is not None]
+    origin = round(min(references)) if references else None  # the session start, samples since midnight
+    changed = {s.track: s for s in plan.stems if s.changes}
+    tracks = {t.path: t for t in session.tracks if t.name in changed}
+    rendered, copied, operations, edits = [], [], [], []
+    with staged_folder(out, force=force) as staging:
+        files = _session_files(folder)
+        for i, relative in enumerate(files):
+            progress("Writing stems", i, len(files))
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            track = tracks.get(folder / relative)
+            if track is None:
+                copy_file(folder / relative, staging / relative)
+                copied.append(printable(relative.name))
+                continue
+            stem = changed[track.name]
+            audio, _ = sf.read(os.fsencode(track.path), dtype="float64", always_2d=True)
+            moved_in_time = stem.place or stem.resample_from is not None
+            reference = origin if moved_in_time and track.time_reference is not None else None
+            write_stem(
+                track, apply_repair(audio, track, stem, plan), staging / relative, sr=sr, time_reference=reference
+            )
+            rendered.append(track.name)
+            operations += [
+                {"track": track.name, "repair": op.kind, "value": op.value, "unit": op.unit, "reason": op.reason}
+                for op in stem.operations
+            ]
+            if stem.realign:
+                edits += _edit_rows(track.name, plan.align, 0 if stem.place else track.offset, sr)
+        report = {
+            "schema": "sessionfix.edits/1",
+            "session": session.path.resolve().name,
+            "sample_rate": sr,
+            "repairs": list(plan.kinds),
+            "operations": operations,
+            "follow": plan.align.follow,
+            "moved_tracks": sorted(s.track for s in plan.stems if s.realign),
+            "edits": edits,
+            "skipped_hits_s": [round(p / sr, 6) for p in plan.align.skipped],
+            "left_for_the_engineer": [{"track": f.track, "kind": f.kind, "message": f.message} for f in plan.left],
+        }
+        (staging / EDITS_NAME).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    after = scan(out, progress=progress)
+    return Repaired(before=before, plan=plan, after=after, out=out, rendered=tuple(rendered), copied=tuple(copied))
 
 
 def _session_files(folder: Path) -> list[Path]:

@@ -107,12 +107,18 @@ def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes]] | None:
     return chunks
 
 
-def _with_metadata(new: bytes, source: bytes) -> bytes:
-    """The new WAV's audio with the source's metadata chunks, placed before its data chunk."""
+BEXT_TIME_REFERENCE = 338  # bytes into a bext chunk: Description 256, Originator 32, its reference 32, date, time
+
+
+def _with_metadata(new: bytes, source: bytes, time_reference: int | None = None) -> bytes:
+    """The new WAV's audio with the source's metadata chunks, placed before its data chunk; with
+    `time_reference` (samples since midnight), the BWF time reference set to it."""
     new_chunks, old_chunks = _riff_chunks(new), _riff_chunks(source)
     if new_chunks is None or old_chunks is None:
         return new
     carried = [(cid, payload) for cid, payload in old_chunks if cid not in _AUDIO_CHUNKS]
+    if time_reference is not None:
+        carried = [(cid, _retimed(payload, time_reference) if cid == b"bext" else payload) for cid, payload in carried]
     if not carried:
         return new
     ordered = [c for c in new_chunks if c[0] == b"fmt "] + carried + [c for c in new_chunks if c[0] != b"fmt "]
@@ -120,12 +126,23 @@ def _with_metadata(new: bytes, source: bytes) -> bytes:
     return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
 
 
-def write_stem(track: Track, audio: np.ndarray, path: Path) -> None:
-    """Write `audio` (frames, channels) to `path` in the track's format and with its WAV metadata."""
+def _retimed(bext: bytes, time_reference: int) -> bytes:
+    """A bext chunk's payload with its time reference (a 64-bit sample count) replaced."""
+    if len(bext) < BEXT_TIME_REFERENCE + 8:
+        return bext
+    stamp = struct.pack("<Q", time_reference)
+    return bext[:BEXT_TIME_REFERENCE] + stamp + bext[BEXT_TIME_REFERENCE + 8 :]
+
+
+def write_stem(
+    track: Track, audio: np.ndarray, path: Path, *, sr: int | None = None, time_reference: int | None = None
+) -> None:
+    """Write `audio` (frames, channels) to `path` in the track's format and with its WAV metadata; at
+    `sr` (default the track's rate), with the BWF time reference set to `time_reference` if given."""
     try:
-        sf.write(os.fsencode(path), audio, track.sr, subtype=track.subtype, format=track.container)
+        sf.write(os.fsencode(path), audio, sr or track.sr, subtype=track.subtype, format=track.container)
         if track.container == "WAV":
-            path.write_bytes(_with_metadata(path.read_bytes(), track.path.read_bytes()))
+            path.write_bytes(_with_metadata(path.read_bytes(), track.path.read_bytes(), time_reference))
     except (OSError, sf.LibsndfileError) as exc:
         raise OutputError(f"cannot write {path} ({exc}); free some space or choose a writable folder") from exc
 
