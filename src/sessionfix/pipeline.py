@@ -28,7 +28,7 @@ from .qc import QcResult, check_session
 from .realign import EditPlan, Follow, RealignParams, plan_edits, render
 from .repair import RepairPlan, apply_repair, plan_repairs
 from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
-from .session import AUDIO_SUFFIXES, CONFIG_NAME, Session, load_session, printable, read
+from .session import AUDIO_SUFFIXES, CONFIG_NAME, EDITS_NAME, Session, load_session, printable, read
 from .writer import copy_file, staged_folder, write_stem
 
 
@@ -189,9 +189,6 @@ class Aligned:
     rendered: tuple[str, ...]  # files re-rendered with the plan
     copied: tuple[str, ...]  # files copied byte for byte
     unreadable: tuple[str, ...]  # ...of which sessionfix could not read these (delivered as they came)
-
-
-EDITS_NAME = "sessionfix-edits.json"
 
 
 def align(

@@ -26,6 +26,7 @@ from .errors import NoAudio, SessionNotFound
 from .findings import Finding
 
 CONFIG_NAME = "sessionfix.toml"  # read by sessionfix.config; never a stem
+EDITS_NAME = "sessionfix-edits.json"  # what align and repair did, beside their output; never a stem
 AUDIO_SUFFIXES = {".wav", ".wave", ".bwf", ".rf64", ".aif", ".aiff", ".aifc", ".flac"}
 MIN_SR, MAX_SR = 8000, 768000  # Hz: what audio interfaces record; a header outside it is not a stem
 MAX_HOURS = 24.0  # a stem declaring more is a damaged or hostile header, not a recording
@@ -320,7 +321,7 @@ def load_session(path: Path | str, *, exclude: frozenset[str] = frozenset()) -> 
     findings: list[Finding] = []
     for entry in entries:
         name = printable(entry.name)
-        if entry.name.startswith(".") or entry.name == CONFIG_NAME or name in exclude:
+        if entry.name.startswith(".") or entry.name in (CONFIG_NAME, EDITS_NAME) or name in exclude:
             continue  # hidden files (.DS_Store, AppleDouble ._*), our config, user exclusions
         kind = _file_kind(folder_of_stems / entry.name)
         if kind == "folder":

@@ -1,0 +1,183 @@
+"""`repair`: each repair on a small session with every defect at once, and the delivery guarantees."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from make_fixtures import bass_part, delay, kit_session, with_bext
+
+from conftest import snapshot
+from sessionfix.cli import main
+from sessionfix.pipeline import repair, scan
+from sessionfix.session import load_session
+
+SR = 48000
+SECONDS = 8.0
+START = 3600 * SR  # the session starts at 01:00:00
+OVERHEAD_DELAY = 0.0113 * SR  # samples: a latency-compensation fault on both overheads
+BASS_LATE = 0.025 * SR
+
+
+def _bwf(path: Path, audio: np.ndarray, sr: int, time_reference: int) -> None:
+    buf = io.BytesIO()
+    sf.write(buf, audio, sr, subtype="PCM_24", format="WAV")
+    path.write_bytes(with_bext(buf.getvalue(), time_reference))
+
+
+def _every_defect(folder: Path) -> dict[str, np.ndarray]:
+    """A kit at 120 bpm whose overheads arrive 11.3 ms late (Snare Bottom reversed, as recorded), a bass
+    25 ms late, a 44.1 kHz keys stem, a DC offset on the vocal, a dual-mono guitar and a room mic that
+    starts 1.5 s late by its BWF time reference. Returns the clean kit mics (the twin to come back to)."""
+    mics, _ = kit_session(SR, SECONDS, seed=3)
+    folder.mkdir()
+    for name, audio in mics.items():
+        late = delay(audio, OVERHEAD_DELAY) if name.startswith("OH") else audio
+        _bwf(folder / f"{name}.wav", late, SR, START)
+    room = 0.5 * mics["OH L"] + 0.5 * mics["OH R"]
+    _bwf(folder / "Room.wav", delay(room, 0.012 * SR)[int(1.5 * SR) :], SR, START + int(1.5 * SR))
+    _bwf(folder / "Bass DI.wav", delay(bass_part(SR, SECONDS, seed=4), BASS_LATE), SR, START)
+    t = np.arange(int(SECONDS * 44100)) / 44100
+    rng = np.random.default_rng(5)
+    chords = np.where(t >= 0.25, np.exp(-((t - 0.25) % 0.5) / 0.2), 0.0)  # struck on the kit's beats
+    keys = 0.3 * np.sin(2 * np.pi * 440 * t) * chords + 0.003 * rng.standard_normal(len(t))
+    sf.write(folder / "Keys.wav", keys, 44100, subtype="PCM_24")
+    vocal = 0.2 * np.sin(2 * np.pi * 220 * np.arange(int(SECONDS * SR)) / SR) + 0.02
+    _bwf(folder / "Lead Vox.wav", vocal, SR, START)
+    guitar = 0.3 * np.sin(2 * np.pi * 330 * np.arange(int(SECONDS * SR)) / SR)
+    _bwf(folder / "Gtr DI.wav", np.stack([guitar, guitar], axis=1), SR, START)
+    return mics
+
+
+@pytest.fixture(scope="module")
+def repaired(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("repair")
+    mics = _every_defect(root / "session")
+    before = snapshot(root / "session")
+    result = repair(root / "session", root / "fixed")
+    return root, mics, before, result
+
+
+def test_every_repair_removes_its_finding(repaired) -> None:  # type: ignore[no-untyped-def]
+    root, _, _, result = repaired
+    kinds = {(op.kind, s.track) for s in result.plan.stems for op in s.operations}
+    assert kinds == {
+        ("mic_delay", "OH L.wav"),
+        ("mic_delay", "OH R.wav"),
+        ("polarity", "Snare Bottom.wav"),
+        ("track_offset", "Bass DI.wav"),
+        ("sample_rate_mismatch", "Keys.wav"),
+        ("dc_offset", "Lead Vox.wav"),
+        ("dual_mono", "Gtr DI.wav"),
+        ("timeline", "Room.wav"),
+    }
+    fixed = {"mic_delay", "polarity", "sample_rate_mismatch", "length_mismatch", "dc_offset", "dual_mono"}
+    assert [f for f in result.after.findings if f.kind in fixed | {"track_offset"}] == []
+    edits = json.loads((root / "fixed" / "sessionfix-edits.json").read_text())
+    assert {(o["repair"], o["track"]) for o in edits["operations"]} == kinds
+    assert all(o["reason"] for o in edits["operations"])
+
+
+def test_the_delayed_overheads_and_the_late_bass_come_back_to_the_ms(repaired, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root, mics, _, result = repaired
+    (tmp_path / "twin").mkdir()
+    for name, audio in mics.items():
+        sf.write(tmp_path / "twin" / f"{name}.wav", audio, SR, subtype="PCM_24")
+    twin = scan(tmp_path / "twin")
+
+    def lags(scanned, reference: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+        """The reference's natural lag to each close mic, ms."""
+        pairs = [p for p in scanned.kit.pairs if p.reference == reference and p.natural_lag_ms is not None]
+        return np.array([p.natural_lag_ms for p in sorted(pairs, key=lambda p: p.close)])
+
+    for reference in ("OH L.wav", "OH R.wav"):
+        delayed = next(f for f in result.before.findings if f.kind == "mic_delay" and f.track == reference)
+        true = lags(twin, reference)
+        np.testing.assert_allclose(lags(result.before, reference) - true, 11.3, atol=0.1)
+        # the delay is read against a nominal 3 ms overhead distance: slid by it, the overhead hears the
+        # kit 3 ms after the close mics (median), and each pair is back within the overhead's true
+        # distance's difference from 3 ms (here 0.2-1.0 ms)
+        assert delayed.value == pytest.approx(11.3 + float(np.median(true)) - 3.0, abs=0.1)
+        assert float(np.median(lags(result.after, reference))) == pytest.approx(3.0, abs=0.1)
+        np.testing.assert_allclose(lags(result.after, reference) - true, 3.0 - float(np.median(true)), atol=0.1)
+    bass_before = next(p for p in result.before.parts.parts if p.track == "Bass DI.wav").placement_ms
+    bass_after = next(p for p in result.after.parts.parts if p.track == "Bass DI.wav").placement_ms
+    assert bass_before == pytest.approx(25.0, abs=3.0) and abs(bass_after) < 3.0
+
+
+def test_each_stem_is_rendered_exactly(repaired) -> None:  # type: ignore[no-untyped-def]
+    root, _, _, _ = repaired
+    src, fixed = root / "session", root / "fixed"
+
+    def audio(folder: Path, name: str) -> tuple[np.ndarray, int]:
+        x, sr = sf.read(folder / name, always_2d=True)
+        return x, sr
+
+    bottom, _ = audio(src, "Snare Bottom.wav")
+    flipped, _ = audio(fixed, "Snare Bottom.wav")
+    np.testing.assert_array_equal(flipped, -bottom)  # 24-bit samples negate exactly
+    vocal, _ = audio(fixed, "Lead Vox.wav")
+    assert abs(float(np.mean(vocal))) < 1e-4  # the 0.02 DC offset removed
+    guitar, _ = audio(fixed, "Gtr DI.wav")
+    source, _ = audio(src, "Gtr DI.wav")
+    assert guitar.shape[1] == 1 and np.array_equal(guitar[:, 0], source[:, 0])
+    keys, rate = audio(fixed, "Keys.wav")
+    assert rate == SR and len(keys) == pytest.approx(SECONDS * SR, abs=2)
+    room, _ = audio(fixed, "Room.wav")
+    room_source, _ = audio(src, "Room.wav")
+    offset = int(1.5 * SR)
+    assert len(room) == int(SECONDS * SR) and not room[:offset].any()
+    np.testing.assert_array_equal(room[offset:], room_source)
+    # the placed stem's BWF time reference is now the session start
+    placed = load_session(fixed).track("Room.wav")
+    assert placed.time_reference == START and placed.offset == 0
+
+
+def test_untouched_stems_are_byte_identical_and_the_session_is_unchanged(repaired) -> None:  # type: ignore[no-untyped-def]
+    root, _, before, result = repaired
+    assert snapshot(root / "session") == before
+    for name in ("Kick In.wav", "Snare Top.wav"):
+        assert (root / "fixed" / name).read_bytes() == (root / "session" / name).read_bytes()
+    assert set(result.copied) == {"Kick In.wav", "Snare Top.wav"}
+
+
+def test_only_skip_and_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _every_defect(tmp_path / "session")
+    before = snapshot(tmp_path / "session")
+    code = main(["repair", str(tmp_path / "session"), "--out", str(tmp_path / "plan"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0 and not (tmp_path / "plan").exists()
+    assert "OH L.wav: mic delay" in out and "ms late for the whole song" in out and "Dry run" in out
+    code = main(["repair", str(tmp_path / "session"), "--out", str(tmp_path / "flip"), "--only", "polarity"])
+    capsys.readouterr()
+    assert code == 0
+    edits = json.loads((tmp_path / "flip" / "sessionfix-edits.json").read_text())
+    assert {o["repair"] for o in edits["operations"]} == {"polarity"}
+    assert (tmp_path / "flip" / "OH L.wav").read_bytes() == (tmp_path / "session" / "OH L.wav").read_bytes()
+    code = main(["repair", str(tmp_path / "session"), "--out", str(tmp_path / "x"), "--skip", "tuning"])
+    assert code == 2 and "the repairs are" in capsys.readouterr().err
+    assert snapshot(tmp_path / "session") == before
+
+
+def test_a_clean_session_needs_no_repair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mics, _ = kit_session(SR, 4.0, seed=9)
+    (tmp_path / "s").mkdir()
+    for name, audio in mics.items():
+        if name != "Snare Bottom":
+            sf.write(tmp_path / "s" / f"{name}.wav", audio, SR, subtype="PCM_24")
+    assert main(["repair", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 0
+    assert "Nothing to repair" in capsys.readouterr().out
+    assert scan(tmp_path / "o").findings == scan(tmp_path / "s").findings
+
+
+def test_bext_time_reference_is_rewritten_in_place() -> None:
+    from sessionfix.writer import BEXT_TIME_REFERENCE, _retimed
+
+    bext = bytes(602)
+    out = _retimed(bext, 123456789012)
+    assert len(out) == 602 and struct.unpack_from("<Q", out, BEXT_TIME_REFERENCE)[0] == 123456789012
