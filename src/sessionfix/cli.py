@@ -516,7 +516,8 @@ def repair_command(
                 before = [f for f in result.before.findings if f.kind == op.kind]
                 after = [f for f in result.after.findings if f.kind == op.kind]
             remaining += after
-            table.add_row(stem.track, words(op.kind), _finding_text(before), _finding_text(after) if after else "gone")
+            was = _finding_text(before) if before or op.kind != "timeline" else f"starts at {op.value:g} s"
+            table.add_row(stem.track, words(op.kind), was, _finding_text(after) if after else "gone")
     console.print(table)
     if remaining:
         console.print(
