@@ -181,3 +181,20 @@ def test_bext_time_reference_is_rewritten_in_place() -> None:
     bext = bytes(602)
     out = _retimed(bext, 123456789012)
     assert len(out) == 602 and struct.unpack_from("<Q", out, BEXT_TIME_REFERENCE)[0] == 123456789012
+
+
+def test_the_realignment_is_align_s_own(tmp_path: Path) -> None:
+    from conftest import FIXTURES
+    from sessionfix.pipeline import align
+
+    demo = FIXTURES / "demo"
+    aligned = align(demo, tmp_path / "aligned", follow="close")
+    repaired = repair(demo, tmp_path / "repaired")
+    assert {f.kind for f in repaired.before.findings} >= {"partial_quantisation", "polarity"}
+    assert not [f for f in repaired.after.findings if f.kind in ("partial_quantisation", "polarity")]
+    moved = set(aligned.rendered)
+    assert moved and moved <= set(repaired.rendered)
+    for name in moved:
+        a, _ = sf.read(tmp_path / "aligned" / name)
+        r, _ = sf.read(tmp_path / "repaired" / name)
+        np.testing.assert_array_equal(r, -a if name == "Snare Bottom.flac" else a)
