@@ -23,6 +23,7 @@ from rich.table import Table
 
 from .errors import OutputError, SessionError
 from .findings import Finding, at_or_above
+from .parallel import default_jobs
 from .report.format import words
 from .session import printable
 
@@ -199,6 +200,9 @@ def scan_command(
     currency: str = typer.Option("", "--currency", metavar="CODE", help="Currency of --rate, e.g. EUR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors; the exit code tells the rest."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the technical checks and stage timings."),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, metavar="N", help="Tracks analysed at once (default: every core); same results."
+    ),
 ) -> None:
     """Report what sessions hold and what is wrong with them, before you quote the job.
 
@@ -227,7 +231,7 @@ def scan_command(
     for session, json_path, html_path in zip(sessions, json_paths, html_paths, strict=True):
         try:
             result, price, seconds = _scan_one(
-                session, json_path, html_path, json_out == "-", stdout_indent, rate, currency, show_progress
+                session, json_path, html_path, json_out == "-", stdout_indent, rate, currency, show_progress, jobs
             )
         except SessionError as exc:
             _fail(str(exc) if len(sessions) == 1 else f"{session}: {exc}")
@@ -251,6 +255,7 @@ def _scan_one(
     rate: float | None,
     currency: str,
     show_progress: bool,
+    jobs: int | None = None,
 ) -> tuple[Scan, Quote | None, dict[str, float]]:
     """Scan one session and write its reports; the reports are written only once the scan succeeded.
     Returns the scan, its quote (with a rate) and the seconds each stage took."""
@@ -266,7 +271,7 @@ def _scan_one(
                 "client's session: write the report elsewhere"
             )
     with ProgressBars(show=show_progress) as bars:
-        result = scan(session, progress=bars)
+        result = scan(session, progress=bars, jobs=jobs or default_jobs())
     price = quote(result.effort, rate_per_hour=rate, currency=currency) if rate is not None else None
     report = scan_to_dict(result, price) if json_stdout or json_path is not None else None
     if json_stdout:
@@ -349,6 +354,9 @@ def align_command(
         help="Write the sessionfix.scan/1 JSON report of the realigned session (with --dry-run: of the session "
         "as it is) to FILE, into DIR as <session>.json, or - for stdout.",
     ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, metavar="N", help="Tracks analysed at once (default: every core); same results."
+    ),
 ) -> None:
     """Realign the kit: slice, shift and crossfade so that every hit is coherent again.
 
@@ -375,7 +383,9 @@ def align_command(
     quiet = quiet or json_out == "-"  # stdout carries the JSON alone
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
     with ProgressBars(show=show_progress) as bars:
-        result = align(session, out, follow=follow.value, dry_run=dry_run, force=force, progress=bars)
+        result = align(
+            session, out, follow=follow.value, dry_run=dry_run, force=force, progress=bars, jobs=jobs or default_jobs()
+        )
     if json_out is not None:
         from .report.json_report import scan_to_dict
 
@@ -441,6 +451,9 @@ def repair_command(
         help="Write the sessionfix.scan/1 JSON report of the repaired session (with --dry-run: of the session "
         "as it is) to FILE, into DIR as <session>.json, or - for stdout.",
     ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, metavar="N", help="Tracks analysed at once (default: every core); same results."
+    ),
 ) -> None:
     """Apply every safe repair the scan finds, in one pass per stem.
 
@@ -473,7 +486,16 @@ def repair_command(
     quiet = quiet or json_out == "-"
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
     with ProgressBars(show=show_progress) as bars:
-        result = repair(session, out, only=chosen, follow=follow.value, dry_run=dry_run, force=force, progress=bars)
+        result = repair(
+            session,
+            out,
+            only=chosen,
+            follow=follow.value,
+            dry_run=dry_run,
+            force=force,
+            progress=bars,
+            jobs=jobs or default_jobs(),
+        )
     if json_out is not None:
         from .report.json_report import scan_to_dict
 

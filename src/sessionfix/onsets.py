@@ -15,9 +15,10 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
+from .parallel import map_ordered
 from .progress import Progress, quiet
 from .roles import KitLayout, Role, drum_key
-from .session import Session, read
+from .session import Session, Track, read
 
 # Band in which each instrument's own hits stand out from the kit's bleed, Hz.
 DETECTION_BANDS: dict[str, tuple[float, float]] = {
@@ -483,18 +484,33 @@ def _rise_db(band: np.ndarray, positions: np.ndarray, sr: int) -> np.ndarray:
     return 10 * np.log10((after + 1e-12) / (before + 1e-12))
 
 
+def _close_mic_hits(task: tuple[Track, str, int, OnsetParams]) -> Hits:
+    """One close mic's hits (a task for `map_ordered`)."""
+    track, instrument, sr, params = task
+    audio = read(track, start=track.offset, frames=track.frames)
+    return detect_hits(audio, sr=sr, instrument=instrument, track=track.name, params=params, start=track.offset)
+
+
 def detect_kit_hits(
-    session: Session, *, layout: KitLayout, roles: dict[str, Role], params: OnsetParams, progress: Progress = quiet
+    session: Session,
+    *,
+    layout: KitLayout,
+    roles: dict[str, Role],
+    params: OnsetParams,
+    progress: Progress = quiet,
+    jobs: int = 1,
 ) -> dict[str, Hits]:
-    """Own-drum hits of every close mic of the kit (bleed from other drums attributed to their own mic).
+    """Own-drum hits of every close mic of the kit (bleed from other drums attributed to their own mic),
+    `jobs` mics at a time (same results).
 
     Positions are samples on the session timeline.
     """
     sr = session.sr or 0
+    tasks = [(session.track(name), roles[name], sr, params) for name in layout.close]
+    found = map_ordered(_close_mic_hits, tasks, jobs=jobs, progress=progress, stage="Finding drum hits")
     hits = {}
-    for i, name in enumerate(layout.close):
-        progress("Finding drum hits", i, len(layout.close))
-        track = session.track(name)
-        audio = read(track, start=track.offset, frames=track.frames)
-        hits[name] = detect_hits(audio, sr=sr, instrument=roles[name], track=name, params=params, start=track.offset)
+    for name, result in zip(layout.close, found, strict=True):
+        if isinstance(result, BaseException):
+            raise result
+        hits[name] = result
     return attribute_bleed(hits, {n: drum_key(n, roles[n]) for n in hits}, sr=sr)

@@ -406,16 +406,7 @@ def off_runs(
     # a note counts at most twice `at_least`: one wild note (a misread attack) does not make a run
     sums = np.concatenate(([0.0], np.cumsum(np.clip(deviations, -2 * at_least, 2 * at_least))))
     while True:
-        best, best_z = None, z
-        for lo in range(n):
-            hi = lo + 1
-            while hi <= n and free[hi - 1] and phrase[hi - 1] == phrase[lo]:
-                total = sums[hi] - sums[lo]
-                count = hi - lo
-                score = abs(total) / (sigma * np.sqrt(count))
-                if count >= min_notes and abs(total) / count >= at_least and score >= best_z:
-                    best, best_z = (lo, hi), score
-                hi += 1
+        best = _strongest_run(sums, free, phrase, sigma=sigma, at_least=at_least, z=z, min_notes=min_notes)
         if best is None:
             return sorted(runs)
         lo, hi = best
@@ -431,6 +422,39 @@ def off_runs(
             hi += 1
         free[lo:hi] = False
         runs.append((lo, hi))
+
+
+MAX_RUN_NOTES = 512  # the strongest run is sought among runs this long at most (then extended)
+
+
+def _strongest_run(
+    sums: np.ndarray, free: np.ndarray, phrase: np.ndarray, *, sigma: float, at_least: float, z: float, min_notes: int
+) -> tuple[int, int] | None:
+    """The [start, end) run of free notes in one phrase with the highest score |sum| / (sigma sqrt(n)),
+    at least `z`, among those of `min_notes` or more whose mean is `at_least` off (see off_runs); on a
+    tie, the last. `sums` are the cumulative deviations (sums[0] = 0)."""
+    n = len(free)
+    best, best_score = None, z
+    start = 0
+    while start < n:
+        if not free[start]:
+            start += 1
+            continue
+        end = start
+        while end < n and free[end] and phrase[end] == phrase[start]:
+            end += 1
+        los = np.arange(start, end)
+        for count in range(max(min_notes, 1), min(end - start, MAX_RUN_NOTES) + 1):
+            lo = los[: end - start - count + 1]
+            total = np.abs(sums[lo + count] - sums[lo])
+            score = total / (sigma * np.sqrt(count))
+            ok = (total >= at_least * count) & (score >= best_score)
+            if ok.any():
+                top = float(score[ok].max())
+                last = int(np.flatnonzero(ok & (score == top))[-1])
+                best, best_score = (int(lo[last]), int(lo[last]) + count), top
+        start = end
+    return best
 
 
 def _phrase_groups(runs: list[tuple[int, int]], phrase: np.ndarray) -> list[tuple[int, int]]:

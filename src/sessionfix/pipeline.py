@@ -22,13 +22,14 @@ from .grid import Tempo
 from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
 from .lags import measure_kit
 from .onsets import detect_kit_hits, detect_mix_hits
-from .parts import PartsAnalysis, PartsParams, analyse_part, combine_parts, yin
+from .parallel import map_ordered
+from .parts import PartAnalysis, PartsAnalysis, PartsParams, analyse_part, combine_parts, yin
 from .progress import Progress, quiet
 from .qc import QcResult, check_session
 from .realign import EditPlan, Follow, RealignParams, plan_edits, render
 from .repair import RepairPlan, apply_repair, plan_repairs
 from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
-from .session import AUDIO_SUFFIXES, CONFIG_NAME, EDITS_NAME, Session, load_session, printable, read
+from .session import AUDIO_SUFFIXES, CONFIG_NAME, EDITS_NAME, Session, Track, load_session, printable, read
 from .writer import copy_file, staged_folder, write_stem
 
 
@@ -52,10 +53,11 @@ def _sort_key(f: Finding) -> tuple:
     return (f.track or "", f.start_s if f.start_s is not None else -1.0, -SEVERITY_RANK[f.severity], f.kind)
 
 
-def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
+def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan:
     """Load a session folder and run every analysis stage over it.
 
     progress : told (stage, steps done, steps in all) as the long stages go.
+    jobs : tracks analysed at once, each in its own process (the results are the same for any value).
     """
     folder = Path(path)
     config = load_config(folder) if folder.is_dir() else Config()
@@ -76,28 +78,20 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
                 )
     roles = assign_roles([t.name for t in session.tracks], overrides=config.roles)
     layout = kit_layout(roles, pairs=config.pairs)
-    qc = check_session(session, layout=layout, params=config.qc, progress=progress)
+    qc = check_session(session, layout=layout, params=config.qc, progress=progress, jobs=jobs)
     usable = usable_tracks(session, qc)
     kits_by_audio = _kits_by_audio(session, roles, usable=usable)
     roles = {**roles, **{name: "kit" for name in kits_by_audio}}
-    kit = analyse_kit_stage(session, layout.only(usable), roles, KitParams(), progress, usable=usable)
+    kit = analyse_kit_stage(session, layout.only(usable), roles, KitParams(), progress, usable=usable, jobs=jobs)
     parts_params = PartsParams()
     pitched = [t for t in session.tracks if t.name in usable and roles[t.name] in PITCHED_ROLES]
+    tasks = [(t, roles[t.name], kit.tempo, parts_params) for t in pitched]
+    analysed = map_ordered(_pitched_part, tasks, jobs=jobs, progress=progress, stage="Tracking pitch")
     part_list = []
-    for i, t in enumerate(pitched):  # one pitched track in memory at a time
-        progress("Tracking pitch", i, len(pitched))
-        part_list.append(
-            analyse_part(
-                read(t),
-                sr=t.sr,
-                track=t.name,
-                a4_hz=440.0,
-                tempo=kit.tempo,
-                params=parts_params,
-                start_s=t.offset / t.sr,
-                role=roles[t.name],
-            )
-        )
+    for result in analysed:
+        if isinstance(result, BaseException):
+            raise result
+        part_list.append(result)
     parts = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
     findings = tuple(sorted(session.findings + qc.findings + kit.findings + parts.findings, key=_sort_key))
     effort = estimate_effort(findings, units={"partial_quantisation": kit.moved_hits})
@@ -115,6 +109,21 @@ def scan(path: Path | str, *, progress: Progress = quiet) -> Scan:
     )
 
 
+def _pitched_part(task: tuple[Track, Role, Tempo | None, PartsParams]) -> PartAnalysis:
+    """One pitched track's notes, tuning and timing (a task for `map_ordered`)."""
+    track, role, tempo, params = task
+    return analyse_part(
+        read(track),
+        sr=track.sr,
+        track=track.name,
+        a4_hz=440.0,
+        tempo=tempo,
+        params=params,
+        start_s=track.offset / track.sr,
+        role=role,
+    )
+
+
 def analyse_kit_stage(
     session: Session,
     layout: KitLayout,
@@ -123,11 +132,12 @@ def analyse_kit_stage(
     progress: Progress = quiet,
     *,
     usable: set[str] | None = None,
+    jobs: int = 1,
 ) -> KitAnalysis:
     """Hits on the close mics, per-hit lags against every reference, the tempo grid, then the verdicts.
     `usable`: the tracks a one-mic kit may be read from (default: all)."""
     sr = session.sr or 0
-    hits = detect_kit_hits(session, layout=layout, roles=roles, params=params.onsets, progress=progress)
+    hits = detect_kit_hits(session, layout=layout, roles=roles, params=params.onsets, progress=progress, jobs=jobs)
     lags, agreed = measure_kit(session, layout=layout, roles=roles, hits=hits, params=params.lags, progress=progress)
     tempo = kit_tempo(hits, roles, sr=sr, end_s=session.duration_s)
     if tempo is None:
@@ -199,12 +209,13 @@ def align(
     dry_run: bool = False,
     force: bool = False,
     progress: Progress = quiet,
+    jobs: int = 1,
 ) -> Aligned:
     """Realign the kit of the session at `path` into `out`: every file of the session delivered (the moved
     group re-rendered in its own format, everything else byte for byte) plus EDITS_NAME, built in a
     staging folder and renamed into place, so `out` is complete or untouched. Then `out` is scanned."""
     folder = Path(path)
-    before = scan(folder, progress=progress)
+    before = scan(folder, progress=progress, jobs=jobs)
     sr = before.session.sr or 0
     plan = plan_edits(before.kit, follow=follow, sr=sr, params=RealignParams())
     if dry_run:
@@ -237,7 +248,7 @@ def align(
             "skipped_hits_s": [round(p / sr, 6) for p in plan.skipped],
         }
         (staging / EDITS_NAME).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    after = scan(out, progress=progress)
+    after = scan(out, progress=progress, jobs=jobs)
     usable = usable_tracks(before.session, before.qc) | {CONFIG_NAME}
     unreadable = tuple(n for n in copied if n not in usable and n in _session_audio(before))
     return Aligned(
@@ -273,13 +284,14 @@ def repair(
     dry_run: bool = False,
     force: bool = False,
     progress: Progress = quiet,
+    jobs: int = 1,
 ) -> Repaired:
     """Every repair the scan of the session at `path` supports (limited to the kinds in `only`), rendered
     in one read and one write per stem into `out`, the other files copied byte for byte, with
     EDITS_NAME listing every operation and its measured reason; `out` is complete or untouched. Then
     `out` is scanned."""
     folder = Path(path)
-    before = scan(folder, progress=progress)
+    before = scan(folder, progress=progress, jobs=jobs)
     session = before.session
     sr = session.sr or 0
     align_plan = plan_edits(before.kit, follow=follow, sr=sr, params=RealignParams())
@@ -337,7 +349,7 @@ def repair(
             "left_for_the_engineer": [{"track": f.track, "kind": f.kind, "message": f.message} for f in plan.left],
         }
         (staging / EDITS_NAME).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    after = scan(out, progress=progress)
+    after = scan(out, progress=progress, jobs=jobs)
     return Repaired(before=before, plan=plan, after=after, out=out, rendered=tuple(rendered), copied=tuple(copied))
 
 

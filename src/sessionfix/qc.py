@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
 from scipy.signal import find_peaks
 
 from .findings import Finding, Severity
+from .parallel import map_ordered
 from .progress import Progress, quiet
 from .roles import KitLayout, is_underside
 from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read_windows, sample_format
@@ -490,25 +492,31 @@ def _odd_one_out(session: Session, a: str, b: str, hits: np.ndarray, layout: Kit
     return None
 
 
-def check_session(session: Session, *, layout: KitLayout, params: QcParams, progress: Progress = quiet) -> QcResult:
-    """All technical checks of item `qc`: format, level, clipping, DC, silence, duplicates, polarity."""
+def check_session(
+    session: Session, *, layout: KitLayout, params: QcParams, progress: Progress = quiet, jobs: int = 1
+) -> QcResult:
+    """All technical checks of item `qc`: format, level, clipping, DC, silence, duplicates, polarity.
+    The tracks are measured `jobs` at a time (same results)."""
     stats: dict[str, TrackStats] = {}
     findings: list[Finding] = list(_format_findings(session, params))
     sr = session.sr or 48000
-    for i, track in enumerate(session.tracks):
-        progress("Checking tracks", i, len(session.tracks))
-        try:
-            stats[track.name] = measure_track(track, params=params)
-        except (RuntimeError, OSError) as exc:
+    measured = map_ordered(
+        partial(measure_track, params=params), session.tracks, jobs=jobs, progress=progress, stage="Checking tracks"
+    )
+    for track, result in zip(session.tracks, measured, strict=True):
+        if isinstance(result, (RuntimeError, OSError)):
             findings.append(
                 Finding(
                     kind="unreadable",
                     severity="error",
                     track=track.name,
-                    message=f"{track.name} cannot be decoded ({exc}); re-export it",
+                    message=f"{track.name} cannot be decoded ({result}); re-export it",
                 )
             )
             continue
+        if isinstance(result, BaseException):
+            raise result
+        stats[track.name] = result
         findings += _track_findings(track, stats[track.name], sr, params)
     silent = {f.track for f in findings if f.kind in ("silent", "invalid_samples") and f.track}
     findings += _duplicate_findings(stats, silent)
