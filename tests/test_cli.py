@@ -258,3 +258,13 @@ def test_align_json_reports_the_realigned_session(tmp_path: Path, capsys: pytest
     )
     dry = json.loads((tmp_path / "r" / "demo.json").read_text())
     assert code == 0 and states(dry) == states(before) and not (tmp_path / "x").exists()
+
+
+def test_jobs_give_the_same_report_byte_for_byte(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo = ROOT / "fixtures" / "demo"
+    reports = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}.json"
+        assert main(["scan", str(demo), "--json", str(out), "--jobs", jobs, "--quiet"]) == 1
+        reports.append(out.read_bytes())
+    assert reports[0] == reports[1]

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from .errors import OutputError, SessionError
 from .findings import Finding, at_or_above
-from .parallel import default_jobs
+from .parallel import default_jobs, warm
 from .report.format import words
 from .session import printable
 
@@ -224,6 +224,7 @@ def scan_command(
     clash = {p.resolve() for p in json_paths if p} & {p.resolve() for p in html_paths if p}
     if clash:
         raise OutputError(f"--json and --html would both write {next(iter(clash))}; give them different paths")
+    warm(jobs or default_jobs())
     to_terminal = not quiet and json_out != "-"
     show_progress = to_terminal and sys.stdout.isatty() and sys.stderr.isatty()
     stdout_indent = 1 if len(sessions) == 1 else None  # several: one document per line
@@ -381,6 +382,7 @@ def align_command(
     if json_path is not None and session.is_dir() and _inside(json_path, session):
         raise OutputError(f"--json {json_path} is inside the session folder; write the report elsewhere")
     quiet = quiet or json_out == "-"  # stdout carries the JSON alone
+    warm(jobs or default_jobs())
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
     with ProgressBars(show=show_progress) as bars:
         result = align(
@@ -484,6 +486,7 @@ def repair_command(
     if json_path is not None and session.is_dir() and _inside(json_path, session):
         raise OutputError(f"--json {json_path} is inside the session folder; write the report elsewhere")
     quiet = quiet or json_out == "-"
+    warm(jobs or default_jobs())
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
     with ProgressBars(show=show_progress) as bars:
         result = repair(

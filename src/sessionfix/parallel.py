@@ -2,7 +2,8 @@
 
 Every task is a pure function of its input, so the results are those of one core, in the same order,
 whatever `jobs` is. Workers are started by a fork server (no threads or open files are inherited from
-the caller) and each holds one task's audio at a time.
+the caller; the server imports sessionfix once) and each holds one task's audio at a time; the calling
+process works as one of the `jobs`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TypeVar
 
 from .progress import Progress, quiet
@@ -36,6 +38,7 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     worker's start, importing numpy and scipy, costs about a second)."""
     if jobs not in _POOLS:
         context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["sessionfix.pipeline"])  # imported once, in the server
         _POOLS[jobs] = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
     return _POOLS[jobs]
 
@@ -45,6 +48,19 @@ def _shutdown() -> None:
     for pool in _POOLS.values():
         pool.shutdown(cancel_futures=True)
     _POOLS.clear()
+
+
+def _ready() -> bool:
+    return True
+
+
+def warm(jobs: int) -> None:
+    """Start the workers of a later `map_ordered(..., jobs=jobs)` now, so their start-up (importing
+    numpy and scipy, about a second) overlaps with the caller's own."""
+    if jobs > 1:
+        pool = _pool(jobs - 1)
+        for _ in range(jobs - 1):
+            pool.submit(_ready)
 
 
 def _outcome(task: tuple[Callable[[T], R], T]) -> tuple[bool, R | BaseException]:
@@ -64,16 +80,28 @@ def map_ordered(
     stage: str = "",
 ) -> list[R | BaseException]:
     """fn(item) for every item, in order; an exception raised by fn is returned in its place. With
-    `jobs` > 1, the items are spread over that many worker processes. `fn` must be a module-level
-    function (it is sent to the workers by name)."""
+    `jobs` > 1, `jobs` - 1 worker processes take items from the front while this process works through
+    them from the back (it needs no start-up, so the cores are busy from the first moment). `fn` must
+    be a module-level function (it is sent to the workers by name)."""
     tasks = [(fn, item) for item in items]
-    results: list[R | BaseException] = []
+    results: dict[int, R | BaseException] = {}
     if jobs <= 1 or len(items) <= 1:
         for i, task in enumerate(tasks):
             progress(stage, i, len(tasks))
-            results.append(_outcome(task)[1])
-        return results
-    for i, (_, value) in enumerate(_pool(jobs).map(_outcome, tasks)):
-        progress(stage, i, len(tasks))
-        results.append(value)
-    return results
+            results[i] = _outcome(task)[1]
+        return [results[i] for i in range(len(tasks))]
+    pool = _pool(jobs - 1)
+    todo = deque(range(len(tasks)))
+    running: dict[Future[tuple[bool, R | BaseException]], int] = {}
+    while todo or running:
+        done, _ = wait(running, timeout=0 if todo else None, return_when=FIRST_COMPLETED)
+        for future in done:
+            results[running.pop(future)] = future.result()[1]
+        while todo and len(running) < jobs - 1:
+            i = todo.popleft()
+            running[pool.submit(_outcome, tasks[i])] = i
+        if todo:
+            i = todo.pop()
+            results[i] = _outcome(tasks[i])[1]
+        progress(stage, len(results), len(tasks))
+    return [results[i] for i in range(len(tasks))]
