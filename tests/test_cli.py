@@ -268,3 +268,22 @@ def test_jobs_give_the_same_report_byte_for_byte(tmp_path: Path, capsys: pytest.
         assert main(["scan", str(demo), "--json", str(out), "--jobs", jobs, "--quiet"]) == 1
         reports.append(out.read_bytes())
     assert reports[0] == reports[1]
+
+
+def test_an_inbox_on_a_dask_cluster_gives_the_local_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from distributed import LocalCluster
+
+    inbox = [str(ROOT / "fixtures" / name) for name in ("demo", "qc", "bwf")]
+    assert main(["scan", *inbox, "--json", f"{tmp_path / 'local'}/", "--jobs", "1", "--quiet"]) == 1
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        code = main(["scan", *inbox, "--json", f"{tmp_path / 'cluster'}/", "--dask", cluster.scheduler_address, "-q"])
+    assert code == 1
+    local = sorted((tmp_path / "local").iterdir())
+    assert [p.name for p in local] == ["bwf.json", "demo.json", "qc.json"]
+    for report in local:
+        assert (tmp_path / "cluster" / report.name).read_bytes() == report.read_bytes()
+
+
+def test_dask_without_a_scheduler_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["scan", str(ROOT / "fixtures" / "demo"), "--dask", "tcp://127.0.0.1:9", "--quiet"])
+    assert code == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err

@@ -203,6 +203,13 @@ def scan_command(
     jobs: int | None = typer.Option(
         None, "--jobs", "-j", min=1, metavar="N", help="Tracks analysed at once (default: every core); same results."
     ),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        metavar="ADDRESS",
+        help="Scan each session as one task on this Dask scheduler (e.g. tcp://host:8786); the workers need "
+        "sessionfix and the same paths. Reports are written here. Needs the dask extra.",
+    ),
 ) -> None:
     """Report what sessions hold and what is wrong with them, before you quote the job.
 
@@ -229,10 +236,20 @@ def scan_command(
     show_progress = to_terminal and sys.stdout.isatty() and sys.stderr.isatty()
     stdout_indent = 1 if len(sessions) == 1 else None  # several: one document per line
     outcomes: list[tuple[str, Scan | None, int]] = []
-    for session, json_path, html_path in zip(sessions, json_paths, html_paths, strict=True):
+    remote = _dask_scans(dask, sessions) if dask else None
+    for k, (session, json_path, html_path) in enumerate(zip(sessions, json_paths, html_paths, strict=True)):
         try:
             result, price, seconds = _scan_one(
-                session, json_path, html_path, json_out == "-", stdout_indent, rate, currency, show_progress, jobs
+                session,
+                json_path,
+                html_path,
+                json_out == "-",
+                stdout_indent,
+                rate,
+                currency,
+                show_progress,
+                jobs,
+                remote[k] if remote is not None else None,
             )
         except SessionError as exc:
             _fail(str(exc) if len(sessions) == 1 else f"{session}: {exc}")
@@ -257,6 +274,7 @@ def _scan_one(
     currency: str,
     show_progress: bool,
     jobs: int | None = None,
+    remote: Any = None,
 ) -> tuple[Scan, Quote | None, dict[str, float]]:
     """Scan one session and write its reports; the reports are written only once the scan succeeded.
     Returns the scan, its quote (with a rate) and the seconds each stage took."""
@@ -271,8 +289,8 @@ def _scan_one(
                 f"{flag} {path} is inside the session folder; sessionfix never writes into a "
                 "client's session: write the report elsewhere"
             )
-    with ProgressBars(show=show_progress) as bars:
-        result = scan(session, progress=bars, jobs=jobs or default_jobs())
+    with ProgressBars(show=show_progress and remote is None) as bars:
+        result = remote.result() if remote is not None else scan(session, progress=bars, jobs=jobs or default_jobs())
     price = quote(result.effort, rate_per_hour=rate, currency=currency) if rate is not None else None
     report = scan_to_dict(result, price) if json_stdout or json_path is not None else None
     if json_stdout:
@@ -283,6 +301,24 @@ def _scan_one(
     if html_path is not None:
         write_atomically(html_path, scan_to_html(result, price))
     return result, price, bars.seconds
+
+
+def _dask_scans(address: str, sessions: list[Path]) -> list[Any]:
+    """One Dask future per session, scanning it on the cluster at `address` (the same paths there)."""
+    try:
+        from dask.distributed import Client
+    except ImportError as exc:
+        raise SessionError(
+            "--dask needs Dask: pip install 'sessionfix[dask]' here and on the workers"
+        ) from exc
+    from .pipeline import scan
+
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SessionError(f"cannot reach the Dask scheduler at {address} ({exc}); is it running?") from exc
+    # pure=False: a session folder's content may change between runs under the same path
+    return [client.submit(scan, str(session.resolve()), pure=False) for session in sessions]
 
 
 def _print_scan(result: Scan, price: Quote | None, verbose: bool, seconds: dict[str, float], *, header: bool) -> None:
