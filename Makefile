@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
 RUN := $(VENV)/.installed
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench regen clean
+.PHONY: demo test lint bench regen clean models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ test: $(DEV)
 	$(BIN)/python -m pytest -q
 
 lint: $(DEV)
-	$(BIN)/ruff check src tests fixtures benchmarks
+	$(BIN)/ruff check src tests fixtures benchmarks models
 	$(BIN)/mypy src
 
 bench: $(DEV)
@@ -45,3 +45,9 @@ regen: $(DEV)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info build \
 	  demo-scan.json demo-report.html demo-aligned
+
+# Retrain models/roles-v1.npz from renders anyone can make (see models/roles-v1.md). EVAL_PYTHON must
+# have the renderers' needs (../shared/eval/setup.sh); REAL may name render_real.py renders to add.
+EVAL_PYTHON ?= /tmp/sessionfix-eval-venv/bin/python
+models: $(RUN)
+	$(BIN)/python models/train_roles.py --eval-python $(EVAL_PYTHON) $(if $(REAL),--real $(REAL),)

@@ -308,9 +308,7 @@ def _dask_scans(address: str, sessions: list[Path]) -> list[Any]:
     try:
         from dask.distributed import Client
     except ImportError as exc:
-        raise SessionError(
-            "--dask needs Dask: pip install 'sessionfix[dask]' here and on the workers"
-        ) from exc
+        raise SessionError("--dask needs Dask: pip install 'sessionfix[dask]' here and on the workers") from exc
     from .pipeline import scan
 
     try:

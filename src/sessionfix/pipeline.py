@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from .progress import Progress, quiet
 from .qc import QcResult, check_session
 from .realign import EditPlan, Follow, RealignParams, plan_edits, render
 from .repair import RepairPlan, apply_repair, plan_repairs
+from .rolemodel import FEATURE_SECONDS, MIN_CONFIDENCE, attack_envelope, load_model, session_context, track_features
 from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
 from .session import AUDIO_SUFFIXES, CONFIG_NAME, EDITS_NAME, Session, Track, load_session, printable, read
 from .writer import copy_file, staged_folder, write_stem
@@ -47,6 +48,7 @@ class Scan:
     findings: tuple[Finding, ...]  # every stage's, sorted by track then time
     effort: Effort
     roles_from_audio: frozenset[str] = frozenset()  # tracks whose role the audio gave, not the name
+    role_guesses: dict[str, tuple[str, float]] = field(default_factory=dict)  # audio's guess and its confidence
 
 
 def _sort_key(f: Finding) -> tuple:
@@ -80,6 +82,10 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan
     layout = kit_layout(roles, pairs=config.pairs)
     qc = check_session(session, layout=layout, params=config.qc, progress=progress, jobs=jobs)
     usable = usable_tracks(session, qc)
+    guesses = _roles_by_audio(session, roles, usable=usable, named=set(config.roles))
+    confident = {n: role for n, (role, p) in guesses.items() if p >= MIN_CONFIDENCE}
+    roles = {**roles, **confident}  # type: ignore[dict-item]
+    layout = kit_layout(roles, pairs=config.pairs) if confident else layout
     kits_by_audio = _kits_by_audio(session, roles, usable=usable)
     roles = {**roles, **{name: "kit" for name in kits_by_audio}}
     kit = analyse_kit_stage(session, layout.only(usable), roles, KitParams(), progress, usable=usable, jobs=jobs)
@@ -105,7 +111,8 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan
         parts=parts,
         findings=findings,
         effort=effort,
-        roles_from_audio=frozenset(kits_by_audio),
+        roles_from_audio=frozenset(kits_by_audio) | frozenset(confident),
+        role_guesses=guesses,
     )
 
 
@@ -145,6 +152,29 @@ def analyse_kit_stage(
     return analyse_kit(
         layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
     )
+
+
+def _roles_by_audio(
+    session: Session, roles: dict[str, Role], *, usable: set[str], named: set[str]
+) -> dict[str, tuple[str, float]]:
+    """For every usable track whose name gives no role (and sessionfix.toml none): the role model's
+    guess and its confidence (rolemodel.py), with the session's other tracks as context."""
+    unnamed = [t for t in session.tracks if roles[t.name] == "other" and t.name in usable and t.name not in named]
+    if not unnamed:
+        return {}
+    model = load_model()
+    audio = {
+        t.name: read(t, start=t.offset, frames=min(t.frames, int(FEATURE_SECONDS * t.sr)))
+        for t in session.tracks
+        if t.name in usable
+    }
+    context = session_context({name: attack_envelope(a, session.sr or 48000) for name, a in audio.items()})
+    guesses = {}
+    for t in unnamed:
+        p = model.probabilities(track_features(audio[t.name], t.sr, context[t.name]))[0]
+        best = int(np.argmax(p))
+        guesses[t.name] = (model.classes[best], round(float(p[best]), 2))
+    return guesses
 
 
 KIT_MAX_VOICED = 0.4  # share of pitched frames: eval kits 0.01, a sine-bodied test kick 0.32; parts 0.72-0.96

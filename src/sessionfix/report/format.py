@@ -99,6 +99,11 @@ def quote_line(manual_minutes: float, quote: Quote) -> str:
     )
 
 
-def role_text(role: str, from_audio: bool) -> str:
-    """A track's role as the reports show it: "kit (from its audio)" when its name did not say."""
-    return f"{role} (from its audio)" if from_audio else role
+def role_text(role: str, from_audio: bool, guess: tuple[str, float] | None = None) -> str:
+    """A track's role as the reports show it: "kick (from its audio, 0.97)" when its name did not say;
+    a guess too unsure to use is shown beside `other`."""
+    if guess is not None and not from_audio:
+        return f"{role} (its audio suggests {guess[0]}, {guess[1]:.2f}: not used)"
+    if from_audio:
+        return f"{role} (from its audio, {guess[1]:.2f})" if guess is not None else f"{role} (from its audio)"
+    return role

@@ -153,8 +153,9 @@ def _track_table(scan: Scan) -> str:
         own = per_track.get(t.name, [])
         counts = severity_counts(own)
         flag = " ".join(f'<span class="sev sev-{sev}">{_e(text)}</span>' for sev, text in counts) or "-"
+        role = role_text(scan.roles[t.name], t.name in scan.roles_from_audio, scan.role_guesses.get(t.name))
         rows.append(
-            f"<tr><td>{_e(t.name)}</td><td>{_e(role_text(scan.roles[t.name], t.name in scan.roles_from_audio))}</td>"
+            f"<tr><td>{_e(t.name)}</td><td>{_e(role)}</td>"
             f"<td>{t.sr / 1000:g} kHz {_e(sample_format(t.subtype))}</td>"
             f'<td class="num">{t.channels}</td><td class="num">{clock(t.duration_s)}</td><td>{flag}</td></tr>'
         )

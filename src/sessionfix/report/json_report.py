@@ -77,6 +77,11 @@ def scan_to_dict(scan: Scan, quote: Quote | None = None) -> dict[str, Any]:
                 "file": t.name,
                 "role": scan.roles[t.name],
                 "role_from": "audio" if t.name in scan.roles_from_audio else "name",
+                **(
+                    {"role_guess": {"role": scan.role_guesses[t.name][0], "confidence": scan.role_guesses[t.name][1]}}
+                    if t.name in scan.role_guesses
+                    else {}
+                ),
                 "sample_rate": t.sr,
                 "channels": t.channels,
                 "frames": t.frames,

@@ -58,7 +58,7 @@ def track_table(scan: Scan) -> Table:
         peak = "-" if stats is None else db(stats.peak_dbfs)
         table.add_row(
             t.name,
-            role_text(scan.roles[t.name], t.name in scan.roles_from_audio),
+            role_text(scan.roles[t.name], t.name in scan.roles_from_audio, scan.role_guesses.get(t.name)),
             f"{t.sr / 1000:g} kHz {sample_format(t.subtype)}",
             str(t.channels),
             clock(t.duration_s),

@@ -1,0 +1,251 @@
+"""A track's role from its audio, for names that say nothing ("Audio 1_03.wav").
+
+Conventions
+- Features are measured on the first minute of the track (mono): how much of it is pitched and how
+  low, where its energy sits (five bands), how noisy and how bright it is, how often it is struck, how
+  peaky, and how long its hits ring after their attack (a room mic's reverberation). Units in
+  `FEATURES`.
+- The model is a multinomial logistic regression over the standardised features, stored as numbers in
+  `models/roles-v1.npz` (numpy arrays only, loaded without pickle) and checked against the sha256 in
+  `models/registry.json`: a file that does not match is refused.
+- A guess is used only at or above `MIN_CONFIDENCE`; below it the track keeps role `other` and the
+  guess is reported as such.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SessionError
+
+MODEL_NAME = "roles-v1.npz"
+MIN_CONFIDENCE = 0.8
+FEATURE_SECONDS = 60.0
+FEATURES = (
+    "voiced_share",  # share of 10 ms frames with a pitch (YIN)
+    "f0_octaves_above_55hz",  # median pitch of the voiced frames, octaves above A1 (0 when unpitched)
+    "band_20_120_db",  # energy in each band against the whole, dB
+    "band_120_400_db",
+    "band_400_1500_db",
+    "band_1500_5000_db",
+    "band_5000_16000_db",
+    "flatness_log10",  # mean spectral flatness (noise 0, a tone -inf), log10
+    "centroid_log2_khz",  # mean spectral centroid, octaves above 1 kHz
+    "centroid_spread_octaves",  # its standard deviation over time
+    "onsets_per_second_log1p",
+    "crest_db",  # peak against RMS
+    "ring_db",  # energy 30-150 ms after each onset against the first 30 ms (reverberation, decay)
+    "sustain_share",  # share of 50 ms frames within 20 dB of the loudest
+    "kit_correlation",  # session context: how well its attacks line up with the other tracks' (0-1)
+    "arrival_ms",  # ...and how long after the session's earliest track it hears them, ms
+    "arrival_share",  # ...as a share of the session's latest arrival (a room mic's is 1)
+)
+CONTEXT_LAG_MS = 40.0  # the farthest a kit mic hears a hit after another
+
+
+class ModelError(SessionError):
+    """The role model is missing or is not the file its registry entry describes."""
+
+
+def models_folder() -> Path:
+    """`models/` of the source tree (beside `src/`)."""
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+@dataclass(frozen=True)
+class RoleModel:
+    classes: tuple[str, ...]
+    mean: np.ndarray  # per feature
+    scale: np.ndarray  # per feature
+    weights: np.ndarray  # (features, classes)
+    bias: np.ndarray  # (classes,)
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities of each row of `features` (n, len(FEATURES))."""
+        z = ((np.atleast_2d(features) - self.mean) / self.scale) @ self.weights + self.bias
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def load_model(folder: Path | None = None) -> RoleModel:
+    """The role model, after checking its sha256 against models/registry.json."""
+    folder = folder or models_folder()
+    path, registry = folder / MODEL_NAME, folder / "registry.json"
+    try:
+        expected = json.loads(registry.read_text(encoding="utf-8"))[MODEL_NAME]["sha256"]
+        data = path.read_bytes()
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelError(
+            f"the role model {path} or its registry entry is missing ({exc}); reinstall sessionfix"
+        ) from exc
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise ModelError(f"{path} does not match its sha256 in {registry}: refused (retrain it with `make models`)")
+    with np.load(path, allow_pickle=False) as arrays:
+        if list(arrays["features"]) != list(FEATURES):
+            raise ModelError(f"{path} was trained on other features; retrain it with `make models`")
+        return RoleModel(
+            classes=tuple(str(c) for c in arrays["classes"]),
+            mean=arrays["mean"],
+            scale=arrays["scale"],
+            weights=arrays["weights"],
+            bias=arrays["bias"],
+        )
+
+
+def track_features(signal: np.ndarray, sr: int, context: tuple[float, ...] = (0.0, 0.0, 0.0)) -> np.ndarray:
+    """FEATURES of a mono signal (its first FEATURE_SECONDS are used), with its session context
+    (`session_context`)."""
+    import librosa
+
+    from .parts import PartsParams, yin
+
+    x = np.asarray(signal, np.float32)[: int(FEATURE_SECONDS * sr)]
+    if not x.size or not np.any(x):
+        return np.concatenate((np.zeros(len(FEATURES) - 3), context))
+    f0, _ = yin(x, sr, threshold=PartsParams().yin_threshold)
+    voiced = np.isfinite(f0)
+    voiced_share = float(voiced.mean()) if f0.size else 0.0
+    f0_octaves = float(np.log2(np.median(f0[voiced]) / 55.0)) if voiced.sum() >= 10 else 0.0
+    hop = 512 if sr <= 48000 else 1024
+    power = np.abs(librosa.stft(x, n_fft=2048, hop_length=hop)) ** 2
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
+    total = float(power.sum()) + 1e-20
+    bands = [
+        10 * np.log10(float(power[(freqs >= lo) & (freqs < hi)].sum()) / total + 1e-12)
+        for lo, hi in ((20, 120), (120, 400), (400, 1500), (1500, 5000), (5000, 16000))
+    ]
+    flatness = float(np.log10(np.mean(librosa.feature.spectral_flatness(S=np.sqrt(power))) + 1e-12))
+    centroid = librosa.feature.spectral_centroid(S=np.sqrt(power), sr=sr)[0]
+    loud = power.sum(axis=0) > 1e-6 * power.sum(axis=0).max()
+    octaves = np.log2(np.maximum(centroid[loud], 20.0) / 1000.0) if loud.any() else np.zeros(1)
+    envelope = librosa.onset.onset_strength(S=librosa.power_to_db(power), sr=sr, hop_length=hop)
+    onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=sr, hop_length=hop, units="samples")
+    rate = float(np.log1p(len(onsets) / (len(x) / sr)))
+    rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) + 1e-12
+    crest = float(20 * np.log10(np.max(np.abs(x)) / rms))
+    energy = np.concatenate(([0.0], np.cumsum(x.astype(np.float64) ** 2)))
+
+    def span(lo_s: float, hi_s: float) -> np.ndarray:
+        a = np.clip(onsets + int(lo_s * sr), 0, len(x))
+        b = np.clip(onsets + int(hi_s * sr), 0, len(x))
+        return energy[b] - energy[a]
+
+    ring = (
+        float(np.median(10 * np.log10((span(0.03, 0.15) + 1e-12) / (span(0.0, 0.03) + 1e-12)))) if len(onsets) else 0.0
+    )
+    frame = int(0.05 * sr)
+    frames = (energy[frame::frame] - energy[:-frame:frame][: len(energy[frame::frame])]) / frame
+    level = 10 * np.log10(frames + 1e-12)
+    sustain = float(np.mean(level >= level.max() - 20)) if level.size else 0.0
+    return np.array(
+        [
+            voiced_share,
+            f0_octaves,
+            *bands,
+            flatness,
+            float(octaves.mean()),
+            float(octaves.std()),
+            rate,
+            crest,
+            ring,
+            sustain,
+            *context,
+        ]
+    )
+
+
+def attack_envelope(signal: np.ndarray, sr: int) -> np.ndarray:
+    """Rises of the level (dB per ms, 3 ms RMS, 1 ms hop) over the first FEATURE_SECONDS, zero-mean, unit
+    norm: what lines up between two mics that hear the same hits."""
+    x = np.asarray(signal, np.float64)[: int(FEATURE_SECONDS * sr)]
+    hop, window = max(1, sr // 1000), max(1, 3 * sr // 1000)
+    energy = np.concatenate(([0.0], np.cumsum(x**2)))
+    ends = np.arange(window, len(x) + 1, hop)
+    level = 10 * np.log10((energy[ends] - energy[ends - window]) / window + 1e-12)
+    rise = np.maximum(np.diff(level, prepend=level[:1]), 0.0)
+    rise -= rise.mean()
+    return rise / (np.linalg.norm(rise) + 1e-12)
+
+
+def session_context(envelopes: dict[str, np.ndarray]) -> dict[str, tuple[float, float, float]]:
+    """Per track, (kit_correlation, arrival_ms, arrival_share): its best attack correlation with any other track within
+    +-CONTEXT_LAG_MS, and when it hears the session's hits: the arrival times that best explain the lags
+    of every pair that correlates (> 0.3), from the earliest such track. A close mic hears its hits first, an overhead
+    a few ms later, a room mic later still; a pitched part correlates with none."""
+    names = sorted(envelopes)
+    lag = int(CONTEXT_LAG_MS)
+    size = 1 << int(np.ceil(np.log2(max(len(e) for e in envelopes.values()) + lag + 1))) if names else 1
+    spectra = {n: np.fft.rfft(envelopes[n], size) for n in names}
+    best: dict[str, float] = {n: 0.0 for n in names}
+    rows, lagged, weights = [], [], []
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            b = names[j]
+            c = np.fft.irfft(spectra[a] * np.conj(spectra[b]), size)
+            window = np.concatenate((c[-lag:], c[: lag + 1]))  # lags -lag..lag: a heard this long after b
+            k = int(np.argmax(window))
+            peak = float(window[k])
+            best[a], best[b] = max(best[a], peak), max(best[b], peak)
+            if peak > 0.3:
+                row = np.zeros(len(names))
+                row[i], row[j] = 1.0, -1.0
+                rows.append(row)
+                lagged.append(float(k - lag))
+                weights.append(peak)
+    linked = sorted({names[int(i)] for row in rows for i in np.flatnonzero(row)})
+    arrival = {n: 0.0 for n in names}
+    if rows:
+        # arrival times that best explain every pair's lag (least squares, weighted by the correlation)
+        w = np.sqrt(np.array(weights))[:, None]
+        system = np.vstack((np.array(rows) * w, np.ones((1, len(names)))))
+        target = np.concatenate((np.array(lagged) * w[:, 0], [0.0]))
+        times = np.linalg.lstsq(system, target, rcond=None)[0]
+        earliest = min(times[names.index(n)] for n in linked)
+        arrival = {n: float(times[names.index(n)] - earliest) if n in linked else 0.0 for n in names}
+    latest = max(arrival.values(), default=0.0)
+    return {n: (best[n], arrival[n], arrival[n] / latest if latest > 0 else 0.0) for n in names}
+
+
+def fit(features: np.ndarray, labels: list[str], *, l2: float = 1e-2, steps: int = 3000) -> RoleModel:
+    """Multinomial logistic regression by gradient descent (deterministic: zero start, fixed steps)."""
+    classes = tuple(sorted(set(labels)))
+    y = np.zeros((len(labels), len(classes)))
+    y[np.arange(len(labels)), [classes.index(c) for c in labels]] = 1.0
+    mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-9
+    x = (features - mean) / scale
+    w, b = np.zeros((x.shape[1], len(classes))), np.zeros(len(classes))
+    model = RoleModel(classes, mean, scale, w, b)
+    for _ in range(steps):
+        p = model.probabilities(features)
+        grad = p - y
+        w = w - 0.5 * (x.T @ grad / len(x) + l2 * w)
+        b = b - 0.5 * grad.mean(axis=0)
+        model = RoleModel(classes, mean, scale, w, b)
+    return model
+
+
+def save_model(model: RoleModel, folder: Path) -> str:
+    """Write the model's arrays and its registry entry; returns the sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / MODEL_NAME
+    with path.open("wb") as fh:
+        np.savez(
+            fh,
+            classes=np.array(model.classes),
+            features=np.array(FEATURES),
+            mean=model.mean,
+            scale=model.scale,
+            weights=model.weights,
+            bias=model.bias,
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "registry.json").write_text(
+        json.dumps({MODEL_NAME: {"sha256": digest, "version": 1}}, indent=1) + "\n", encoding="utf-8"
+    )
+    return digest

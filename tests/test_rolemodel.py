@@ -1,0 +1,57 @@
+"""The role model: refused when tampered with, never over a name, right on clear cases."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from make_fixtures import bass_part, kit_session
+
+from sessionfix.pipeline import scan
+from sessionfix.rolemodel import FEATURES, ModelError, load_model, models_folder, track_features
+
+SR = 48000
+
+
+def test_the_shipped_model_loads_and_a_tampered_one_is_refused(tmp_path: Path) -> None:
+    model = load_model()
+    assert set(model.classes) == {"kick", "snare", "tom", "hihat", "overhead", "room", "bass", "guitar", "vocal"}
+    assert model.weights.shape == (len(FEATURES), len(model.classes))
+    assert (models_folder() / "roles-v1.npz").stat().st_size < 5_000_000
+    copy = tmp_path / "models"
+    shutil.copytree(models_folder(), copy)
+    data = bytearray((copy / "roles-v1.npz").read_bytes())
+    data[-100] ^= 0xFF  # one byte changed
+    (copy / "roles-v1.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match its sha256"):
+        load_model(copy)
+    (copy / "registry.json").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        load_model(copy)
+
+
+def test_a_bass_line_and_a_kick_mic_are_told_apart() -> None:
+    model = load_model()
+    mics, _ = kit_session(SR, 20.0, seed=2)
+    bass = model.probabilities(track_features(bass_part(SR, 20.0, seed=3), SR))[0]
+    kick = model.probabilities(track_features(mics["Kick In"], SR, (0.5, 0.0, 0.0)))[0]
+    assert model.classes[int(np.argmax(bass))] == "bass" and bass.max() >= 0.8
+    assert model.classes[int(np.argmax(kick))] in ("kick", "tom")
+
+
+def test_the_name_wins_and_an_unnamed_bass_gets_its_role_from_audio(tmp_path: Path) -> None:
+    mics, _ = kit_session(SR, 20.0, seed=2)
+    (tmp_path / "s").mkdir()
+    for name, audio in mics.items():
+        sf.write(tmp_path / "s" / f"{name}.wav", audio, SR, subtype="PCM_24")
+    sf.write(tmp_path / "s" / "Audio 1_07.wav", bass_part(SR, 20.0, seed=3), SR, subtype="PCM_24")
+    result = scan(tmp_path / "s")
+    assert result.roles["Kick In.wav"] == "kick" and "Kick In.wav" not in result.role_guesses  # named
+    assert result.roles["Audio 1_07.wav"] == "bass" and "Audio 1_07.wav" in result.roles_from_audio
+    role, confidence = result.role_guesses["Audio 1_07.wav"]
+    assert role == "bass" and confidence >= 0.8
+    # ...and it is analysed as the bass it is
+    assert [p.track for p in result.parts.parts] == ["Audio 1_07.wav"]
