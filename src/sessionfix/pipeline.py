@@ -28,7 +28,15 @@ from .progress import Progress, quiet
 from .qc import QcResult, check_session
 from .realign import EditPlan, Follow, RealignParams, plan_edits, render
 from .repair import RepairPlan, apply_repair, plan_repairs
-from .rolemodel import FEATURE_SECONDS, MIN_CONFIDENCE, attack_envelope, load_model, session_context, track_features
+from .rolemodel import (
+    FEATURE_SECONDS,
+    MIN_CONFIDENCE,
+    MIN_SECONDS,
+    attack_envelope,
+    load_model,
+    session_context,
+    track_features,
+)
 from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
 from .session import AUDIO_SUFFIXES, CONFIG_NAME, EDITS_NAME, Session, Track, load_session, printable, read
 from .writer import copy_file, staged_folder, write_stem
@@ -159,7 +167,11 @@ def _roles_by_audio(
 ) -> dict[str, tuple[str, float]]:
     """For every usable track whose name gives no role (and sessionfix.toml none): the role model's
     guess and its confidence (rolemodel.py), with the session's other tracks as context."""
-    unnamed = [t for t in session.tracks if roles[t.name] == "other" and t.name in usable and t.name not in named]
+    unnamed = [
+        t
+        for t in session.tracks
+        if roles[t.name] == "other" and t.name in usable and t.name not in named and t.frames >= MIN_SECONDS * t.sr
+    ]
     if not unnamed:
         return {}
     model = load_model()

@@ -26,6 +26,7 @@ from .errors import SessionError
 MODEL_NAME = "roles-v1.npz"
 MIN_CONFIDENCE = 0.8
 FEATURE_SECONDS = 60.0
+MIN_SECONDS = 1.0  # a shorter stem gets no features (and no role from its audio)
 FEATURES = (
     "voiced_share",  # share of 10 ms frames with a pitch (YIN)
     "f0_octaves_above_55hz",  # median pitch of the voiced frames, octaves above A1 (0 when unpitched)
@@ -106,7 +107,7 @@ def track_features(signal: np.ndarray, sr: int, context: tuple[float, ...] = (0.
     from .parts import PartsParams, yin
 
     x = np.asarray(signal, np.float32)[: int(FEATURE_SECONDS * sr)]
-    if not x.size or not np.any(x):
+    if len(x) < MIN_SECONDS * sr or not np.any(x):
         return np.concatenate((np.zeros(len(FEATURES) - 3), context))
     f0, _ = yin(x, sr, threshold=PartsParams().yin_threshold)
     voiced = np.isfinite(f0)
@@ -167,6 +168,8 @@ def attack_envelope(signal: np.ndarray, sr: int) -> np.ndarray:
     hop, window = max(1, sr // 1000), max(1, 3 * sr // 1000)
     energy = np.concatenate(([0.0], np.cumsum(x**2)))
     ends = np.arange(window, len(x) + 1, hop)
+    if not ends.size:
+        return np.zeros(1)
     level = 10 * np.log10((energy[ends] - energy[ends - window]) / window + 1e-12)
     rise = np.maximum(np.diff(level, prepend=level[:1]), 0.0)
     rise -= rise.mean()

@@ -271,8 +271,9 @@ def stem_folder(folder: Path) -> Path:
     """The folder that holds the stems: `folder` itself, or its DAW audio folder when `folder` holds
     no audio file of its own (a Pro Tools, Logic or REAPER session folder)."""
     try:
-        if any(Path(e.name).suffix.lower() in AUDIO_SUFFIXES for e in os.scandir(folder)):
-            return folder
+        with os.scandir(folder) as entries:
+            if any(Path(e.name).suffix.lower() in AUDIO_SUFFIXES for e in entries):
+                return folder
     except OSError:
         return folder
     for name in STEM_FOLDERS:
