@@ -213,8 +213,8 @@ def test_a_kit_on_one_unnamed_track_is_found_by_its_audio_and_gives_the_grid(tmp
     sf.write(session / "Bass DI.wav", _line(midis, [0.0] * 44, late_ms=late, step_s=0.6)[: len(kit)], SR)
     sf.write(session / "Audio 2.wav", _line(midis, [0.0] * 44, step_s=0.6, seed=1)[: len(kit)], SR)
     result = scan(session)
-    assert result.roles["Audio 1.wav"] == "kit" and result.roles_from_audio == {"Audio 1.wav"}
-    assert result.roles["Audio 2.wav"] == "other"  # pitched: not a kit
+    assert result.roles["Audio 1.wav"] == "kit" and "Audio 1.wav" in result.roles_from_audio
+    assert result.roles["Audio 2.wav"] in ("other", "bass", "guitar", "keys")  # pitched: not a kit
     assert result.kit.tempo is not None and result.kit.tempo.bpm == pytest.approx(100.0, rel=0.005)
     (late_phrase,) = [f for f in result.findings if f.kind == "out_of_time"]
     assert late_phrase.track == "Bass DI.wav" and late_phrase.value == pytest.approx(35.0, abs=3.0)

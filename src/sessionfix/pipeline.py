@@ -33,6 +33,7 @@ from .rolemodel import (
     MIN_CONFIDENCE,
     MIN_SECONDS,
     attack_envelope,
+    guess_roles,
     load_model,
     session_context,
     track_features,
@@ -92,6 +93,9 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan
     usable = usable_tracks(session, qc)
     guesses = _roles_by_audio(session, roles, usable=usable, named=set(config.roles))
     confident = {n: role for n, (role, p) in guesses.items() if p >= MIN_CONFIDENCE}
+    drums = [n for n, role in confident.items() if role in KIT_ROLES]
+    if len(drums) == 1 and not any(roles[t.name] in KIT_ROLES + ("kit",) for t in session.tracks):
+        del confident[drums[0]]  # one drum mic alone is a whole kit on one track: `_kits_by_audio` decides
     roles = {**roles, **confident}  # type: ignore[dict-item]
     layout = kit_layout(roles, pairs=config.pairs) if confident else layout
     kits_by_audio = _kits_by_audio(session, roles, usable=usable)
@@ -181,12 +185,8 @@ def _roles_by_audio(
         if t.name in usable
     }
     context = session_context({name: attack_envelope(a, session.sr or 48000) for name, a in audio.items()})
-    guesses = {}
-    for t in unnamed:
-        p = model.probabilities(track_features(audio[t.name], t.sr, context[t.name]))[0]
-        best = int(np.argmax(p))
-        guesses[t.name] = (model.classes[best], round(float(p[best]), 2))
-    return guesses
+    features = {t.name: track_features(audio[t.name], t.sr, context[t.name]) for t in unnamed}
+    return guess_roles(model, features, {name: c[1] for name, c in context.items()})
 
 
 KIT_MAX_VOICED = 0.4  # share of pitched frames: eval kits 0.01, a sine-bodied test kick 0.32; parts 0.72-0.96

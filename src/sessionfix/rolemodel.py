@@ -215,7 +215,37 @@ def session_context(envelopes: dict[str, np.ndarray]) -> dict[str, tuple[float, 
     return {n: (best[n], arrival[n], arrival[n] / latest if latest > 0 else 0.0) for n in names}
 
 
-def fit(features: np.ndarray, labels: list[str], *, l2: float = 1e-2, steps: int = 3000) -> RoleModel:
+FAR_MICS = ("overhead", "room")
+ROOM_AFTER_MS = 2.5  # a room mic hears the kit at least this much after the overheads
+
+
+def guess_roles(
+    model: RoleModel, features: dict[str, np.ndarray], arrival_ms: dict[str, float]
+) -> dict[str, tuple[str, float]]:
+    """Per stem, the model's role and its probability. Then the physics the features only hint at:
+    among the stems read as far mics (overhead or room), when their arrival times split with a gap of
+    ROOM_AFTER_MS or more, the later ones are the room mics and the earlier ones the overheads, each
+    with the model's own probability of that role (the arrival is measured on the attacks' cross-
+    correlation, which can mislead: the model has to agree before a guess is used)."""
+    out: dict[str, tuple[str, float]] = {}
+    probabilities = {name: model.probabilities(row)[0] for name, row in features.items()}
+    for name, p in probabilities.items():
+        best = int(np.argmax(p))
+        out[name] = (model.classes[best], float(p[best]))
+    far = [name for name, (role, _) in out.items() if role in FAR_MICS]
+    if len(far) >= 2:
+        ordered = sorted(far, key=lambda n: arrival_ms[n])
+        gaps = np.diff([arrival_ms[n] for n in ordered])
+        k = int(np.argmax(gaps))
+        if gaps[k] >= ROOM_AFTER_MS:
+            for i, name in enumerate(ordered):
+                role = "overhead" if i <= k else "room"
+                # the arrival decides which far mic; the model must still agree for the guess to be used
+                out[name] = (role, float(probabilities[name][model.classes.index(role)]))
+    return {name: (role, round(p, 2)) for name, (role, p) in out.items()}
+
+
+def fit(features: np.ndarray, labels: list[str], *, l2: float = 1e-3, steps: int = 3000) -> RoleModel:
     """Multinomial logistic regression by gradient descent (deterministic: zero start, fixed steps)."""
     classes = tuple(sorted(set(labels)))
     y = np.zeros((len(labels), len(classes)))
