@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from sessionfix.rolemodel import attack_envelope, fit, save_model, session_context, track_features
+from sessionfix.rolemodel import attack_envelope, fit, models_folder, save_model, session_context, track_features
 from sessionfix.roles import assign_roles
 
 HERE = Path(__file__).resolve().parent
@@ -105,8 +105,8 @@ def main() -> None:
     for c in CLASSES:
         print(f"leave-one-kit-out {c}: {right[c]}/{seen[c]}")
     print(f"leave-one-kit-out all: {sum(right.values())}/{sum(seen.values())}")
-    digest = save_model(fit(x, y), HERE)
-    print(f"wrote {HERE / 'roles-v1.npz'} sha256 {digest}")
+    digest = save_model(fit(x, y), models_folder())
+    print(f"wrote {models_folder() / 'roles-v1.npz'} sha256 {digest}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ Conventions
   peaky, and how long its hits ring after their attack (a room mic's reverberation). Units in
   `FEATURES`.
 - The model is a multinomial logistic regression over the standardised features, stored as numbers in
-  `models/roles-v1.npz` (numpy arrays only, loaded without pickle) and checked against the sha256 in
-  `models/registry.json`: a file that does not match is refused.
+  `sessionfix/models/roles-v1.npz` (numpy arrays only, loaded without pickle; `models/` of the source
+  tree links to it) and checked against the sha256 in `registry.json` beside it: a file that does not
+  match is refused.
 - A guess is used only at or above `MIN_CONFIDENCE`; below it the track keeps role `other` and the
   guess is reported as such.
 """
@@ -54,8 +55,9 @@ class ModelError(SessionError):
 
 
 def models_folder() -> Path:
-    """`models/` of the source tree (beside `src/`)."""
-    return Path(__file__).resolve().parents[2] / "models"
+    """Where the model ships: inside the package (so any install has it); the source tree's `models/`
+    links to these files beside their training script and card."""
+    return Path(__file__).resolve().parent / "models"
 
 
 @dataclass(frozen=True)
