@@ -363,6 +363,36 @@ class FollowSide(StrEnum):
     played = "played"
 
 
+def _output_paths(session: Path, out: Path, json_out: str | None, *, dry_run: bool, force: bool) -> Path | None:
+    """Check align's and repair's --out and --json before any work: never in the session, never over a
+    file or a folder that is not empty (unless --force). Returns the --json path (None: stdout or none)."""
+    if session.is_dir() and _inside(out, session):
+        raise OutputError(
+            f"--out {out} is the session folder or inside it; sessionfix never writes into a "
+            "client's session: choose another folder"
+        )
+    if not dry_run and out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; give a folder")
+    if not dry_run and out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputError(f"--out {out} is not empty; give a new or empty folder, or add --force to replace it")
+    (json_path,) = _report_paths([session], json_out, ".json", "--json")
+    if json_path is not None and session.is_dir() and _inside(json_path, session):
+        raise OutputError(f"--json {json_path} is inside the session folder; write the report elsewhere")
+    return json_path
+
+
+def _write_scan_json(result: Scan, json_path: Path | None) -> None:
+    """The sessionfix.scan/1 report of `result` to `json_path`, or to stdout when None."""
+    from .report.json_report import scan_to_dict
+
+    report = json.dumps(scan_to_dict(result), indent=1)
+    if json_path is None:
+        sys.stdout.write(report + "\n")
+        sys.stdout.flush()
+    else:
+        write_atomically(json_path, report + "\n")
+
+
 @app.command("align")
 def align_command(
     session: Path = typer.Argument(..., metavar="SESSION", help="The session folder."),
@@ -403,18 +433,7 @@ def align_command(
 
     if quiet and verbose:
         raise typer.BadParameter("--quiet and --verbose contradict each other", param_hint="--quiet")
-    if session.is_dir() and _inside(out, session):
-        raise OutputError(
-            f"--out {out} is the session folder or inside it; sessionfix never writes into a "
-            "client's session: choose another folder"
-        )
-    if not dry_run and out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; give a folder")
-    if not dry_run and out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputError(f"--out {out} is not empty; give a new or empty folder, or add --force to replace it")
-    (json_path,) = _report_paths([session], json_out, ".json", "--json")
-    if json_path is not None and session.is_dir() and _inside(json_path, session):
-        raise OutputError(f"--json {json_path} is inside the session folder; write the report elsewhere")
+    json_path = _output_paths(session, out, json_out, dry_run=dry_run, force=force)
     quiet = quiet or json_out == "-"  # stdout carries the JSON alone
     warm(jobs or default_jobs())
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
@@ -423,14 +442,7 @@ def align_command(
             session, out, follow=follow.value, dry_run=dry_run, force=force, progress=bars, jobs=jobs or default_jobs()
         )
     if json_out is not None:
-        from .report.json_report import scan_to_dict
-
-        report = json.dumps(scan_to_dict(result.after if result.after is not None else result.before), indent=1)
-        if json_path is None:
-            sys.stdout.write(report + "\n")
-            sys.stdout.flush()
-        else:
-            write_atomically(json_path, report + "\n")
+        _write_scan_json(result.after if result.after is not None else result.before, json_path)
     console = _console(quiet=quiet)
     console.print(_plan_summary(result.before, result.plan))
     if dry_run or verbose:
@@ -507,18 +519,7 @@ def repair_command(
     if only and skip:
         raise typer.BadParameter("--only and --skip contradict each other", param_hint="--only")
     chosen = _kinds(only, "--only") if only else set(REPAIRS) - _kinds(skip, "--skip")
-    if session.is_dir() and _inside(out, session):
-        raise OutputError(
-            f"--out {out} is the session folder or inside it; sessionfix never writes into a "
-            "client's session: choose another folder"
-        )
-    if not dry_run and out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; give a folder")
-    if not dry_run and out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputError(f"--out {out} is not empty; give a new or empty folder, or add --force to replace it")
-    (json_path,) = _report_paths([session], json_out, ".json", "--json")
-    if json_path is not None and session.is_dir() and _inside(json_path, session):
-        raise OutputError(f"--json {json_path} is inside the session folder; write the report elsewhere")
+    json_path = _output_paths(session, out, json_out, dry_run=dry_run, force=force)
     quiet = quiet or json_out == "-"
     warm(jobs or default_jobs())
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
@@ -534,14 +535,7 @@ def repair_command(
             jobs=jobs or default_jobs(),
         )
     if json_out is not None:
-        from .report.json_report import scan_to_dict
-
-        report = json.dumps(scan_to_dict(result.after if result.after is not None else result.before), indent=1)
-        if json_path is None:
-            sys.stdout.write(report + "\n")
-            sys.stdout.flush()
-        else:
-            write_atomically(json_path, report + "\n")
+        _write_scan_json(result.after if result.after is not None else result.before, json_path)
     console = _console(quiet=quiet)
     plan = result.plan
     for stem in plan.stems:

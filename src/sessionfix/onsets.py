@@ -508,9 +508,5 @@ def detect_kit_hits(
     sr = session.sr or 0
     tasks = [(session.track(name), roles[name], sr, params) for name in layout.close]
     found = map_ordered(_close_mic_hits, tasks, jobs=jobs, progress=progress, stage="Finding drum hits")
-    hits = {}
-    for name, result in zip(layout.close, found, strict=True):
-        if isinstance(result, BaseException):
-            raise result
-        hits[name] = result
+    hits = dict(zip(layout.close, found, strict=True))
     return attribute_bleed(hits, {n: drum_key(n, roles[n]) for n in hits}, sr=sr)

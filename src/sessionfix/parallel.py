@@ -63,12 +63,48 @@ def warm(jobs: int) -> None:
             pool.submit(_ready)
 
 
-def _outcome(task: tuple[Callable[[T], R], T]) -> tuple[bool, R | BaseException]:
+def _outcome(task: tuple[Callable[[T], R], T]) -> R | Exception:
     fn, item = task
     try:
-        return True, fn(item)
+        return fn(item)
     except Exception as exc:  # handed back to the caller, who decides (an unreadable file is a finding)
-        return False, exc
+        return exc
+
+
+def map_outcomes(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    jobs: int,
+    progress: Progress = quiet,
+    stage: str = "",
+) -> list[R | Exception]:
+    """fn(item) for every item, in order; an exception raised by fn is returned in its place. With
+    `jobs` > 1, `jobs` - 1 worker processes take items from the front while this process works through
+    them from the back (it needs no start-up, so the cores are busy from the first moment). `fn` must
+    be a module-level function (it is sent to the workers by name)."""
+    tasks = [(fn, item) for item in items]
+    results: dict[int, R | Exception] = {}
+    if jobs <= 1 or len(items) <= 1:
+        for i, task in enumerate(tasks):
+            progress(stage, i, len(tasks))
+            results[i] = _outcome(task)
+        return [results[i] for i in range(len(tasks))]
+    pool = _pool(jobs - 1)
+    todo = deque(range(len(tasks)))
+    running: dict[Future[R | Exception], int] = {}
+    while todo or running:
+        done, _ = wait(running, timeout=0 if todo else None, return_when=FIRST_COMPLETED)
+        for future in done:
+            results[running.pop(future)] = future.result()
+        while todo and len(running) < jobs - 1:
+            i = todo.popleft()
+            running[pool.submit(_outcome, tasks[i])] = i
+        if todo:
+            i = todo.pop()
+            results[i] = _outcome(tasks[i])
+        progress(stage, len(results), len(tasks))
+    return [results[i] for i in range(len(tasks))]
 
 
 def map_ordered(
@@ -78,30 +114,11 @@ def map_ordered(
     jobs: int,
     progress: Progress = quiet,
     stage: str = "",
-) -> list[R | BaseException]:
-    """fn(item) for every item, in order; an exception raised by fn is returned in its place. With
-    `jobs` > 1, `jobs` - 1 worker processes take items from the front while this process works through
-    them from the back (it needs no start-up, so the cores are busy from the first moment). `fn` must
-    be a module-level function (it is sent to the workers by name)."""
-    tasks = [(fn, item) for item in items]
-    results: dict[int, R | BaseException] = {}
-    if jobs <= 1 or len(items) <= 1:
-        for i, task in enumerate(tasks):
-            progress(stage, i, len(tasks))
-            results[i] = _outcome(task)[1]
-        return [results[i] for i in range(len(tasks))]
-    pool = _pool(jobs - 1)
-    todo = deque(range(len(tasks)))
-    running: dict[Future[tuple[bool, R | BaseException]], int] = {}
-    while todo or running:
-        done, _ = wait(running, timeout=0 if todo else None, return_when=FIRST_COMPLETED)
-        for future in done:
-            results[running.pop(future)] = future.result()[1]
-        while todo and len(running) < jobs - 1:
-            i = todo.popleft()
-            running[pool.submit(_outcome, tasks[i])] = i
-        if todo:
-            i = todo.pop()
-            results[i] = _outcome(tasks[i])[1]
-        progress(stage, len(results), len(tasks))
-    return [results[i] for i in range(len(tasks))]
+) -> list[R]:
+    """`map_outcomes` for tasks that do not fail: the first exception an item raised is raised here."""
+    results = []
+    for result in map_outcomes(fn, items, jobs=jobs, progress=progress, stage=stage):
+        if isinstance(result, Exception):
+            raise result
+        results.append(result)
+    return results

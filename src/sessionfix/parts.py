@@ -385,6 +385,12 @@ def intended_deviations(
     return out
 
 
+def robust_spread(values: np.ndarray, *, floor: float) -> float:
+    """The robust standard deviation of `values` (1.4826 x their median absolute deviation), at least
+    `floor` (the measurement's own precision)."""
+    return max(1.4826 * float(np.median(np.abs(values - np.median(values)))), floor)
+
+
 def off_runs(
     deviations: np.ndarray, phrase: np.ndarray, *, at_least: float, z: float, min_spread: float, min_notes: int = 1
 ) -> list[tuple[int, int]]:
@@ -400,7 +406,7 @@ def off_runs(
     n = len(deviations)
     if n == 0:
         return []
-    sigma = max(1.4826 * float(np.median(np.abs(deviations - np.median(deviations)))), min_spread)
+    sigma = robust_spread(deviations, floor=min_spread)
     free = np.ones(n, dtype=bool)
     runs: list[tuple[int, int]] = []
     # a note counts at most twice `at_least`: one wild note (a misread attack) does not make a run
@@ -524,7 +530,7 @@ def _timing_findings(part: PartAnalysis, tempo: Tempo | None, params: PartsParam
         return []
     name = _stem(part.track)
     onsets = np.array([n.onset_ms for n in timed], float)
-    sigma = max(1.4826 * float(np.median(np.abs(onsets - np.median(onsets)))), params.min_spread_ms)
+    sigma = robust_spread(onsets, floor=params.min_spread_ms)
     out = []
     placement = part.placement_ms
     # the whole track: its placement is the median of many notes, so its standard error is small; it

@@ -104,12 +104,7 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan
     parts_params = PartsParams()
     pitched = [t for t in session.tracks if t.name in usable and roles[t.name] in PITCHED_ROLES]
     tasks = [(t, roles[t.name], kit.tempo, parts_params) for t in pitched]
-    analysed = map_ordered(_pitched_part, tasks, jobs=jobs, progress=progress, stage="Tracking pitch")
-    part_list = []
-    for result in analysed:
-        if isinstance(result, BaseException):
-            raise result
-        part_list.append(result)
+    part_list = map_ordered(_pitched_part, tasks, jobs=jobs, progress=progress, stage="Tracking pitch")
     parts = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
     findings = tuple(sorted(session.findings + qc.findings + kit.findings + parts.findings, key=_sort_key))
     effort = estimate_effort(findings, units={"partial_quantisation": kit.moved_hits})
@@ -223,10 +218,15 @@ def _one_mic_tempo(session: Session, roles: dict[str, Role], *, usable: set[str]
     return None
 
 
+def readable_tracks(session: Session, qc: QcResult) -> set[str]:
+    """Tracks decoded in full, not silent and without invalid samples (at any rate)."""
+    lost = {f.track for f in qc.findings if f.kind in ("silent", "unreadable", "invalid_samples")}
+    return {t.name for t in session.tracks if t.name in qc.stats and t.name not in lost}
+
+
 def usable_tracks(session: Session, qc: QcResult) -> set[str]:
-    """Tracks the analysis stages may read: decoded, at the session rate, not silent."""
-    silent = {f.track for f in qc.findings if f.kind in ("silent", "unreadable", "invalid_samples")}
-    return {t.name for t in session.tracks if t.sr == session.sr and t.name in qc.stats and t.name not in silent}
+    """Tracks the analysis stages may read: readable and at the session rate."""
+    return {t.name for t in session.tracks if t.sr == session.sr} & readable_tracks(session, qc)
 
 
 # ------------------------------------------------------------------------------------------ align
@@ -337,8 +337,7 @@ def repair(
     session = before.session
     sr = session.sr or 0
     align_plan = plan_edits(before.kit, follow=follow, sr=sr, params=RealignParams())
-    lost = {f.track for f in before.qc.findings if f.kind in ("silent", "unreadable", "invalid_samples")}
-    readable = {t.name for t in session.tracks if t.name in before.qc.stats and t.name not in lost}
+    readable = readable_tracks(session, before.qc)
     plan = plan_repairs(
         session,
         before.findings,

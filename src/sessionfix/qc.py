@@ -20,7 +20,7 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from .findings import Finding, Severity
-from .parallel import map_ordered
+from .parallel import map_outcomes
 from .progress import Progress, quiet
 from .roles import KitLayout, is_underside
 from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read_windows, sample_format
@@ -500,7 +500,7 @@ def check_session(
     stats: dict[str, TrackStats] = {}
     findings: list[Finding] = list(_format_findings(session, params))
     sr = session.sr or 48000
-    measured = map_ordered(
+    measured = map_outcomes(
         partial(measure_track, params=params), session.tracks, jobs=jobs, progress=progress, stage="Checking tracks"
     )
     for track, result in zip(session.tracks, measured, strict=True):
@@ -514,7 +514,7 @@ def check_session(
                 )
             )
             continue
-        if isinstance(result, BaseException):
+        if isinstance(result, Exception):
             raise result
         stats[track.name] = result
         findings += _track_findings(track, stats[track.name], sr, params)

@@ -141,14 +141,14 @@ def plan_repairs(
             continue  # not at the session rate and not resampled: nothing else can be done to it
         if "dual_mono" in own and "dual_mono" in chosen:
             ops.append(Operation("dual_mono", track.channels, "channels", "identical channels: written as mono"))
-            repair = _with(repair, mono=True)
+            repair = replace(repair, mono=True)
         if "dc_offset" in own and "dc_offset" in chosen and track.name in dc:
             offsets = dc[track.name][:1] if repair.mono else dc[track.name]
             ops.append(Operation("dc_offset", own["dc_offset"].value, "dBFS", "DC offset removed"))
-            repair = _with(repair, dc=tuple(offsets))
+            repair = replace(repair, dc=tuple(offsets))
         if "polarity" in own and "polarity" in chosen:
             ops.append(Operation("polarity", None, None, own["polarity"].message))
-            repair = _with(repair, flip=True)
+            repair = replace(repair, flip=True)
         offset, frames = _at_session_rate(track, sr)
         if "timeline" in chosen and (offset != 0 or offset + frames != length):
             ops.append(
@@ -160,12 +160,12 @@ def plan_repairs(
                     "before its end: placed at its time and padded to the session's length",
                 )
             )
-            repair = _with(repair, place=True)
+            repair = replace(repair, place=True)
         for kind in ("mic_delay", "track_offset"):
             if kind in own and kind in chosen and own[kind].value is not None:
                 ms = float(own[kind].value or 0.0)
                 ops.append(Operation(kind, round(ms, 3), "ms", f"{ms:.2f} ms late for the whole song: moved earlier"))
-                repair = _with(repair, shift=repair.shift - ms * 1e-3 * sr)
+                repair = replace(repair, shift=repair.shift - ms * 1e-3 * sr)
         if "partial_quantisation" in chosen and not align.empty and track.name in align.tracks:
             ops.append(
                 Operation(
@@ -175,18 +175,14 @@ def plan_repairs(
                     f"the kit realigned ({len(align.cuts)} regions, following the {align.follow} mics)",
                 )
             )
-            repair = _with(repair, realign=True)
-        stems.append(_with(repair, operations=tuple(ops)))
+            repair = replace(repair, realign=True)
+        stems.append(replace(repair, operations=tuple(ops)))
     removed: set[tuple[str, str | None]] = {(op.kind, s.track) for s in stems for op in s.operations}
     removed |= {("length_mismatch", s.track) for s in stems if s.place}
     if not align.empty and "partial_quantisation" in chosen:
         removed |= {("partial_quantisation", f.track) for f in findings if f.kind == "partial_quantisation"}
     left = tuple(f for f in findings if f.severity != "info" and (f.kind, f.track) not in removed)
     return RepairPlan(sr=sr, length=length, stems=tuple(stems), align=align, left=left)
-
-
-def _with(repair: StemRepair, **changes: object) -> StemRepair:
-    return replace(repair, **changes)  # type: ignore[arg-type]
 
 
 def apply_repair(audio: np.ndarray, track: Track, repair: StemRepair, plan: RepairPlan) -> np.ndarray:
