@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,23 +265,15 @@ def align(
         return Aligned(before=before, plan=plan, after=None, out=out, rendered=(), copied=(), unreadable=())
     moved = set() if plan.empty else set(plan.tracks)
     tracks = {t.path: t for t in before.session.tracks if t.name in moved}
-    files = _session_files(folder)  # every regular file, at its place in the folder (a DAW's tree too)
-    rendered, copied = [], []
-    edits = []
-    with staged_folder(out, force=force) as staging:
-        for i, relative in enumerate(files):
-            progress("Writing stems", i, len(files))
-            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-            track = tracks.get(folder / relative)
-            if track is not None:
-                audio, _ = sf.read(os.fsencode(track.path), dtype="float64", always_2d=True)
-                write_stem(track, render(audio, plan, start=track.offset), staging / relative)
-                rendered.append(track.name)
-                edits += _edit_rows(track.name, plan, track.offset, sr)
-            else:
-                copy_file(folder / relative, staging / relative)
-                copied.append(printable(relative.name))
-        report = {
+    edits: list[dict[str, object]] = []
+
+    def realigned(track: Track, target: Path) -> None:
+        audio, _ = sf.read(os.fsencode(track.path), dtype="float64", always_2d=True)
+        write_stem(track, render(audio, plan, start=track.offset), target)
+        edits.extend(_edit_rows(track.name, plan, track.offset, sr))
+
+    def report() -> dict[str, object]:
+        return {
             "schema": "sessionfix.edits/1",
             "session": before.session.path.resolve().name,
             "sample_rate": sr,
@@ -289,7 +282,8 @@ def align(
             "edits": edits,
             "skipped_hits_s": [round(p / sr, 6) for p in plan.skipped],
         }
-        (staging / EDITS_NAME).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
+    rendered, copied = _deliver(folder, out, tracks, realigned, report, force=force, progress=progress)
     after = scan(out, progress=progress, jobs=jobs)
     usable = usable_tracks(before.session, before.qc) | {CONFIG_NAME}
     unreadable = tuple(n for n in copied if n not in usable and n in _session_audio(before))
@@ -352,32 +346,24 @@ def repair(
     origin = round(min(references)) if references else None  # the session start, samples since midnight
     changed = {s.track: s for s in plan.stems if s.changes}
     tracks = {t.path: t for t in session.tracks if t.name in changed}
-    rendered, copied, operations, edits = [], [], [], []
-    with staged_folder(out, force=force) as staging:
-        files = _session_files(folder)
-        for i, relative in enumerate(files):
-            progress("Writing stems", i, len(files))
-            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-            track = tracks.get(folder / relative)
-            if track is None:
-                copy_file(folder / relative, staging / relative)
-                copied.append(printable(relative.name))
-                continue
-            stem = changed[track.name]
-            audio, _ = sf.read(os.fsencode(track.path), dtype="float64", always_2d=True)
-            moved_in_time = stem.place or stem.resample_from is not None
-            reference = origin if moved_in_time and track.time_reference is not None else None
-            write_stem(
-                track, apply_repair(audio, track, stem, plan), staging / relative, sr=sr, time_reference=reference
-            )
-            rendered.append(track.name)
-            operations += [
-                {"track": track.name, "repair": op.kind, "value": op.value, "unit": op.unit, "reason": op.reason}
-                for op in stem.operations
-            ]
-            if stem.realign:
-                edits += _edit_rows(track.name, plan.align, 0 if stem.place else track.offset, sr)
-        report = {
+    operations: list[dict[str, object]] = []
+    edits: list[dict[str, object]] = []
+
+    def repaired(track: Track, target: Path) -> None:
+        stem = changed[track.name]
+        audio, _ = sf.read(os.fsencode(track.path), dtype="float64", always_2d=True)
+        moved_in_time = stem.place or stem.resample_from is not None
+        reference = origin if moved_in_time and track.time_reference is not None else None
+        write_stem(track, apply_repair(audio, track, stem, plan), target, sr=sr, time_reference=reference)
+        operations.extend(
+            {"track": track.name, "repair": op.kind, "value": op.value, "unit": op.unit, "reason": op.reason}
+            for op in stem.operations
+        )
+        if stem.realign:
+            edits.extend(_edit_rows(track.name, plan.align, 0 if stem.place else track.offset, sr))
+
+    def report() -> dict[str, object]:
+        return {
             "schema": "sessionfix.edits/1",
             "session": session.path.resolve().name,
             "sample_rate": sr,
@@ -389,9 +375,41 @@ def repair(
             "skipped_hits_s": [round(p / sr, 6) for p in plan.align.skipped],
             "left_for_the_engineer": [{"track": f.track, "kind": f.kind, "message": f.message} for f in plan.left],
         }
-        (staging / EDITS_NAME).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
+    rendered, copied = _deliver(folder, out, tracks, repaired, report, force=force, progress=progress)
     after = scan(out, progress=progress, jobs=jobs)
     return Repaired(before=before, plan=plan, after=after, out=out, rendered=tuple(rendered), copied=tuple(copied))
+
+
+def _deliver(
+    folder: Path,
+    out: Path,
+    tracks: dict[Path, Track],
+    write: Callable[[Track, Path], None],
+    report: Callable[[], dict[str, object]],
+    *,
+    force: bool,
+    progress: Progress,
+) -> tuple[list[str], list[str]]:
+    """Every file of the session at `folder` into `out`, at its place in the folder: the stems in
+    `tracks` (by path) written by `write(track, target)`, every other file copied byte for byte, then
+    EDITS_NAME from `report()`; built in a staging folder and renamed into place, so `out` is complete
+    or untouched. Returns the names written and the names copied."""
+    rendered, copied = [], []
+    with staged_folder(out, force=force) as staging:
+        files = _session_files(folder)  # every regular file, at its place in the folder (a DAW's tree too)
+        for i, relative in enumerate(files):
+            progress("Writing stems", i, len(files))
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            track = tracks.get(folder / relative)
+            if track is None:
+                copy_file(folder / relative, staging / relative)
+                copied.append(printable(relative.name))
+            else:
+                write(track, staging / relative)
+                rendered.append(track.name)
+        (staging / EDITS_NAME).write_text(json.dumps(report(), indent=1) + "\n", encoding="utf-8")
+    return rendered, copied
 
 
 def _session_files(folder: Path) -> list[Path]:
