@@ -239,6 +239,7 @@ def test_a_pro_tools_session_folder_is_scanned_and_delivered_whole(
             "Session File Backups/Song.bak.001.ptx",
             "Song.ptx",
             "sessionfix-edits.json",
+            "sessionfix-edits.rpp",
         ]
     )
 

@@ -223,7 +223,7 @@ def test_align_cuts_each_stem_in_its_own_samples(tmp_path: Path, follow: str) ->
     for pair in after.kit.pairs:
         assert pair.spread_ms < 0.02, pair.reference
     # every file of the session is delivered; what the analysis could not use is copied byte for byte
-    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "sessionfix-edits.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "sessionfix-edits.json", "sessionfix-edits.rpp"])
     assert (out / "Room L.wav").read_bytes() == (session / "Room L.wav").read_bytes()
     assert (out / "notes.txt").read_bytes() == (session / "notes.txt").read_bytes()
     edits = json.loads((out / "sessionfix-edits.json").read_text())

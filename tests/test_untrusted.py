@@ -84,6 +84,7 @@ def test_fifos_and_link_loops_are_findings_not_hangs(tmp_path: Path) -> None:
     assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "Bass DI.wav",
         "sessionfix-edits.json",
+        "sessionfix-edits.rpp",
     ]
 
 
@@ -182,7 +183,7 @@ def test_names_are_shown_as_data(tmp_path: Path, capsys: pytest.CaptureFixture[s
     # align delivers every file under its own name on disk
     assert main(["align", str(session), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert sorted(os.listdir(os.fsencode(tmp_path / "out"))) == sorted(
-        os.listdir(os.fsencode(session)) + [b"sessionfix-edits.json"]
+        os.listdir(os.fsencode(session)) + [b"sessionfix-edits.json", b"sessionfix-edits.rpp"]
     )
 
 
@@ -281,7 +282,14 @@ def test_align_delivers_unreadable_stems_and_names_them(tmp_path: Path, capsys: 
     code, out, _ = run(["align", str(session), "--out", str(tmp_path / "out")], capsys)
     assert code == 0
     delivered = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert delivered == ["Broken.wav", "OH L.wav", "Snare Top.wav", "sessionfix-edits.json", "sessionfix.toml"]
+    assert delivered == [
+        "Broken.wav",
+        "OH L.wav",
+        "Snare Top.wav",
+        "sessionfix-edits.json",
+        "sessionfix-edits.rpp",
+        "sessionfix.toml",
+    ]
     assert "Broken.wav" in out
     assert (tmp_path / "out" / "OH L.wav").read_bytes() == (session / "OH L.wav").read_bytes()  # excluded: as is
 

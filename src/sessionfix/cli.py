@@ -6,6 +6,7 @@ it; 2 the job could not be done (bad arguments, unreadable session), with one li
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -80,9 +81,9 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder, renamed when complete
-    (the folder is made if missing)."""
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Write `text` (or bytes) to `path` through a temporary file in the same folder, renamed when
+    complete (the folder is made if missing)."""
     from .writer import atomic_path
 
     try:
@@ -90,7 +91,10 @@ def write_atomically(path: Path, text: str) -> None:
     except OSError as exc:
         raise OutputError(f"cannot make the folder {path.parent} ({exc.strerror}); choose a writable folder") from exc
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            tmp.write_text(text, encoding="utf-8")
 
 
 class ProgressBars:
@@ -184,6 +188,13 @@ def scan_command(
         metavar="FILE|DIR",
         help="Write a self-contained HTML report to FILE, or into DIR as <session>.html.",
     ),
+    midi_out: str | None = typer.Option(
+        None,
+        "--midi",
+        metavar="FILE|DIR",
+        help="Write the kit's detected hits as MIDI (one track per drum, GM drum notes, the drummer's "
+        "tempo map) to FILE, or into DIR as <session>.mid.",
+    ),
     fail_on: FailOn = typer.Option(
         FailOn.error,
         "--fail-on",
@@ -218,6 +229,8 @@ def scan_command(
     """
     if html_out == "-":
         raise typer.BadParameter("the HTML report goes to a file or folder, not stdout", param_hint="--html")
+    if midi_out == "-":
+        raise typer.BadParameter("the MIDI file goes to a file or folder, not stdout", param_hint="--midi")
     if currency and rate is None:
         raise typer.BadParameter("a currency needs a rate: add --rate PER_HOUR", param_hint="--currency")
     if rate is not None and not math.isfinite(rate):
@@ -228,21 +241,28 @@ def scan_command(
         raise typer.BadParameter("--quiet and --verbose contradict each other", param_hint="--quiet")
     json_paths = _report_paths(sessions, json_out, ".json", "--json")
     html_paths = _report_paths(sessions, html_out, ".html", "--html")
-    clash = {p.resolve() for p in json_paths if p} & {p.resolve() for p in html_paths if p}
-    if clash:
-        raise OutputError(f"--json and --html would both write {next(iter(clash))}; give them different paths")
+    midi_paths = _report_paths(sessions, midi_out, ".mid", "--midi")
+    for (flag_a, paths_a), (flag_b, paths_b) in itertools.combinations(
+        (("--json", json_paths), ("--html", html_paths), ("--midi", midi_paths)), 2
+    ):
+        clash = {p.resolve() for p in paths_a if p} & {p.resolve() for p in paths_b if p}
+        if clash:
+            raise OutputError(f"{flag_a} and {flag_b} would both write {next(iter(clash))}; give them different paths")
     warm(jobs or default_jobs())
     to_terminal = not quiet and json_out != "-"
     show_progress = to_terminal and sys.stdout.isatty() and sys.stderr.isatty()
     stdout_indent = 1 if len(sessions) == 1 else None  # several: one document per line
     outcomes: list[tuple[str, Scan | None, int]] = []
     remote = _dask_scans(dask, sessions) if dask else None
-    for k, (session, json_path, html_path) in enumerate(zip(sessions, json_paths, html_paths, strict=True)):
+    for k, (session, json_path, html_path, midi_path) in enumerate(
+        zip(sessions, json_paths, html_paths, midi_paths, strict=True)
+    ):
         try:
-            result, price, seconds = _scan_one(
+            result, price, seconds, complete = _scan_one(
                 session,
                 json_path,
                 html_path,
+                midi_path,
                 json_out == "-",
                 stdout_indent,
                 rate,
@@ -256,6 +276,7 @@ def scan_command(
             outcomes.append((_shown_path(session), None, EXIT_FAILED))
             continue
         code = EXIT_FINDINGS if at_or_above(result.findings, fail_on.value) else EXIT_OK
+        code = code if complete else EXIT_FAILED
         outcomes.append((_shown_path(session), result, code))
         if to_terminal:
             _print_scan(result, price, verbose, seconds, header=len(sessions) > 1)
@@ -268,6 +289,7 @@ def _scan_one(
     session: Path,
     json_path: Path | None,
     html_path: Path | None,
+    midi_path: Path | None,
     json_stdout: bool,
     stdout_indent: int | None,
     rate: float | None,
@@ -275,15 +297,16 @@ def _scan_one(
     show_progress: bool,
     jobs: int | None = None,
     remote: Any = None,
-) -> tuple[Scan, Quote | None, dict[str, float]]:
+) -> tuple[Scan, Quote | None, dict[str, float], bool]:
     """Scan one session and write its reports; the reports are written only once the scan succeeded.
-    Returns the scan, its quote (with a rate) and the seconds each stage took."""
+    Returns the scan, its quote (with a rate), the seconds each stage took and whether every file
+    asked for was written (a MIDI file needs close-mic hits)."""
     from .effort import quote
     from .pipeline import scan
     from .report.html import scan_to_html
     from .report.json_report import scan_to_dict
 
-    for flag, path in (("--json", json_path), ("--html", html_path)):
+    for flag, path in (("--json", json_path), ("--html", html_path), ("--midi", midi_path)):
         if path is not None and session.is_dir() and _inside(path, session):
             raise OutputError(
                 f"{flag} {path} is inside the session folder; sessionfix never writes into a "
@@ -300,7 +323,24 @@ def _scan_one(
         write_atomically(json_path, json.dumps(report, indent=1) + "\n")
     if html_path is not None:
         write_atomically(html_path, scan_to_html(result, price))
-    return result, price, bars.seconds
+    wrote_midi = _write_midi(result, midi_path) if midi_path is not None else True
+    return result, price, bars.seconds, wrote_midi
+
+
+def _write_midi(result: Scan, path: Path) -> bool:
+    """The kit's hits as a MIDI file at `path`; a session without close-mic hits gets none (said on
+    stderr, False returned)."""
+    import io
+
+    from .export import drum_tracks, midi_file
+
+    if not drum_tracks(result.kit, result.roles):
+        _fail(f"{result.session.path}: no drum hits were found on close mics, so no MIDI was written to {path}")
+        return False
+    buffer = io.BytesIO()
+    midi_file(result.kit, result.roles, result.session.sr or 48000).save(file=buffer)
+    write_atomically(path, buffer.getvalue())
+    return True
 
 
 def _dask_scans(address: str, sessions: list[Path]) -> list[Any]:
@@ -426,10 +466,12 @@ def align_command(
     """Realign the kit: slice, shift and crossfade so that every hit is coherent again.
 
     Every file of the session is delivered into DIR (the moved mics re-rendered in their own format, the
-    others copied byte for byte) with sessionfix-edits.json, the list of cuts and moves. DIR appears only
-    when complete. The realigned session is scanned again: exit 1 if its kit is still incoherent.
+    others copied byte for byte) with sessionfix-edits.json, the list of cuts and moves, and
+    sessionfix-edits.rpp, the same edits as a REAPER project on the original files (one item per edit
+    region, to audit or adjust). DIR appears only when complete. The realigned session is scanned
+    again: exit 1 if its kit is still incoherent.
     """
-    from .pipeline import EDITS_NAME, align
+    from .pipeline import EDITS_NAME, RPP_NAME, align
 
     if quiet and verbose:
         raise typer.BadParameter("--quiet and --verbose contradict each other", param_hint="--quiet")
@@ -454,7 +496,8 @@ def align_command(
     console.print(
         f"Wrote {len(result.rendered) + len(result.copied)} files to {out}: "
         f"{len(result.rendered)} re-rendered, {len(result.copied)} copied unchanged; "
-        f"every cut and move is in {out / EDITS_NAME}."
+        f"every cut and move is in {out / EDITS_NAME}, and as a REAPER project on the original files "
+        f"in {out / RPP_NAME}."
     )
     if result.unreadable:
         console.print(f"Copied as they came (sessionfix could not use them): {', '.join(result.unreadable)}")

@@ -18,6 +18,7 @@ import soundfile as sf
 from .config import Config, load_config
 from .effort import Effort, estimate_effort
 from .errors import ConfigError
+from .export import rpp_project
 from .findings import SEVERITY_RANK, Finding
 from .grid import Tempo
 from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
@@ -40,7 +41,7 @@ from .rolemodel import (
     track_features,
 )
 from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
-from .session import AUDIO_SUFFIXES, CONFIG_NAME, EDITS_NAME, Session, Track, load_session, printable, read
+from .session import AUDIO_SUFFIXES, CONFIG_NAME, EDITS_NAME, RPP_NAME, Session, Track, load_session, printable, read
 from .writer import copy_file, staged_folder, write_stem
 
 
@@ -283,7 +284,8 @@ def align(
             "skipped_hits_s": [round(p / sr, 6) for p in plan.skipped],
         }
 
-    rendered, copied = _deliver(folder, out, tracks, realigned, report, force=force, progress=progress)
+    project = {RPP_NAME: rpp_project(before.session, plan)}  # the same edits as items, on the original files
+    rendered, copied = _deliver(folder, out, tracks, realigned, report, force=force, progress=progress, beside=project)
     after = scan(out, progress=progress, jobs=jobs)
     usable = usable_tracks(before.session, before.qc) | {CONFIG_NAME}
     unreadable = tuple(n for n in copied if n not in usable and n in _session_audio(before))
@@ -390,11 +392,12 @@ def _deliver(
     *,
     force: bool,
     progress: Progress,
+    beside: dict[str, str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Every file of the session at `folder` into `out`, at its place in the folder: the stems in
     `tracks` (by path) written by `write(track, target)`, every other file copied byte for byte, then
-    EDITS_NAME from `report()`; built in a staging folder and renamed into place, so `out` is complete
-    or untouched. Returns the names written and the names copied."""
+    EDITS_NAME from `report()` and the text files `beside` (name -> text); built in a staging folder and
+    renamed into place, so `out` is complete or untouched. Returns the names written and the names copied."""
     rendered, copied = [], []
     with staged_folder(out, force=force) as staging:
         files = _session_files(folder)  # every regular file, at its place in the folder (a DAW's tree too)
@@ -409,6 +412,8 @@ def _deliver(
                 write(track, staging / relative)
                 rendered.append(track.name)
         (staging / EDITS_NAME).write_text(json.dumps(report(), indent=1) + "\n", encoding="utf-8")
+        for name, text in (beside or {}).items():  # a file name that is not UTF-8 keeps its own bytes
+            (staging / name).write_bytes(text.encode("utf-8", "surrogateescape"))
     return rendered, copied
 
 

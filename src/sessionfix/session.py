@@ -27,6 +27,7 @@ from .findings import Finding
 
 CONFIG_NAME = "sessionfix.toml"  # read by sessionfix.config; never a stem
 EDITS_NAME = "sessionfix-edits.json"  # what align and repair did, beside their output; never a stem
+RPP_NAME = "sessionfix-edits.rpp"  # align's edits as a REAPER project on the original files
 AUDIO_SUFFIXES = {".wav", ".wave", ".bwf", ".rf64", ".aif", ".aiff", ".aifc", ".flac"}
 MIN_SR, MAX_SR = 8000, 768000  # Hz: what audio interfaces record; a header outside it is not a stem
 MAX_HOURS = 24.0  # a stem declaring more is a damaged or hostile header, not a recording
