@@ -23,11 +23,10 @@ import rpp
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_export import _items, _play  # noqa: E402  (the tests' independent reader and player)
-
 from sessionfix.cli import main  # noqa: E402
 from sessionfix.pipeline import scan  # noqa: E402
 from sessionfix.session import load_session  # noqa: E402
+from test_export import _items, _play  # noqa: E402  (the tests' independent reader and player)
 
 
 def eval_align(session: Path, follow: str) -> dict:
