@@ -44,7 +44,7 @@ def eval_align(session: Path, follow: str) -> dict:
             rows = [e for e in edits["edits"] if e["track"] == stem.name]
             regions_ok &= len(items) == len(rows) + 1
             for item, row in zip(items[1:], rows, strict=False):
-                boundary = round(row["cut_s"] * sr + row["move_samples"])
+                boundary = round(row["cut"] + stem.offset + row["move_samples"])
                 start = (float(item["position"]) + float(item["fade_in"])) * sr
                 position_err = max(position_err, abs(start - boundary))
                 move = float(item["position"]) * sr - stem.offset - float(item["soffs"]) * sr

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from conftest import FIXTURES
 from sessionfix.cli import main
-from sessionfix.export import GM_TOMS, _spread
+from sessionfix.export import GM_TOMS, _spread, _tom_height
 from sessionfix.pipeline import scan
 from sessionfix.realign import shifted
 from sessionfix.session import load_session
@@ -87,7 +87,7 @@ def test_the_rpp_holds_the_edits_and_plays_the_aligned_stems(tmp_path: Path, fol
             continue
         assert stem.name in edits["moved_tracks"]
         for item, row in zip(items[1:], rows, strict=True):
-            boundary = round(row["cut_s"] * SR + row["move_samples"])  # timeline sample of the region's start
+            boundary = round(row["cut"] + stem.offset + row["move_samples"])  # timeline sample: the region's start
             assert float(item["position"]) * SR == pytest.approx(boundary - row["crossfade_samples"], abs=1e-6)
             assert (float(item["position"]) + float(item["fade_in"])) * SR == pytest.approx(boundary, abs=1e-6)
             move = float(item["position"]) * SR - stem.offset - float(item["soffs"]) * SR
@@ -177,3 +177,8 @@ def test_toms_spread_from_high_to_low() -> None:
     assert _spread(GM_TOMS, 1) == [47]
     assert _spread(GM_TOMS, 2) == [50, 41]
     assert _spread(GM_TOMS, 3) == [50, 47, 41]
+
+
+def test_toms_sort_high_to_low_by_name() -> None:
+    names = ["Floor Tom.wav", "Tom 2.wav", "Rack Tom.wav", "Tom 1.wav", "Lo Tom.wav"]
+    assert sorted(names, key=_tom_height) == ["Rack Tom.wav", "Tom 1.wav", "Tom 2.wav", "Lo Tom.wav", "Floor Tom.wav"]

@@ -15,6 +15,7 @@ Conventions
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import mido
@@ -118,7 +119,7 @@ NOTE_TICKS = PPQ // 8  # a thirty-second note: drum samplers play the whole hit 
 def drum_tracks(kit: KitAnalysis, roles: dict[str, Role]) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
     """(name, GM note, hit positions in samples, levels dB) per drum: the close mics on one drum
     (Kick In + Kick Out) are one drum, its hits those of the mic that heard most of them; toms high to
-    low in the session's order."""
+    low (`_tom_height`)."""
     layout = kit.layout
     sibling_of = {name: group for group in layout.siblings for name in group}
     drums: list[tuple[str, str]] = []  # (close mic whose hits are used, instrument)
@@ -130,7 +131,7 @@ def drum_tracks(kit: KitAnalysis, roles: dict[str, Role]) -> list[tuple[str, int
         seen.update(group)
         most = max(group, key=lambda n: len(kit.hits[n]))  # the first of equals: layout order
         drums.append((most, roles.get(most, "other")))
-    toms = [name for name, instrument in drums if instrument == "tom"]
+    toms = sorted((name for name, instrument in drums if instrument == "tom"), key=_tom_height)
     tom_notes = dict(zip(toms, _spread(GM_TOMS, len(toms)), strict=True))
     out = []
     for name, instrument in drums:
@@ -140,6 +141,16 @@ def drum_tracks(kit: KitAnalysis, roles: dict[str, Role]) -> list[tuple[str, int
         hits = kit.hits[name]
         out.append((name, note, hits.positions, hits.levels_db))
     return out
+
+
+def _tom_height(name: str) -> tuple[int, str]:
+    """Sort key, high toms first: by the word the name holds (hi/rack, mid, low, floor), then the name
+    (Tom 1 before Tom 2)."""
+    words = re.findall(r"[a-z]+", name.lower())
+    for rank, hints in enumerate((("hi", "high", "rack"), ("mid",), ("lo", "low"), ("floor", "fl"))):
+        if any(w in hints for w in words):
+            return (2 * rank, name)
+    return (3, name)  # no hint: after the high and mid toms, before the low ones
 
 
 def _spread(notes: tuple[int, ...], count: int) -> list[int]:
