@@ -55,6 +55,7 @@ class LagSetting:
     post_ms: float  # close-mic window after the attack: the drum's ring that identifies the hit
 
 
+HIT_BATCH = 128  # hits transformed at once: bounds memory on long songs, not the results
 PRE_MS = 2.0  # close-mic window before the attack, ms
 ONSET_PRE_MS = 10.0  # ...for finding where the drum starts: a sampled kick's soft lead-in starts ms before
 # the attack a detector finds, and the floor must be measured before it
@@ -171,6 +172,22 @@ def pair_fft_size(close: np.ndarray, reference: np.ndarray, max_shift: int) -> i
     return sp_fft.next_fast_len(reference.shape[1] + close.shape[1] + max_shift, real=True)
 
 
+def band_spectrum(windows: np.ndarray, n_fft: int, lo: int, hi: int) -> np.ndarray:
+    """rfft bins [lo, hi) of each row (zero-padded to n_fft), HIT_BATCH rows at a time: only a band's
+    bins are kept, and the full spectra of a long song's hits are never held at once."""
+    rows = [
+        sp_fft.rfft(windows[k : k + HIT_BATCH], n_fft, axis=1)[:, lo:hi]
+        for k in range(0, len(windows), HIT_BATCH)
+    ]
+    return np.concatenate(rows) if rows else np.zeros((0, hi - lo), np.complex64)
+
+
+def band_bins(n_fft: int, sr: int, band: tuple[float, float]) -> tuple[int, int]:
+    """The rfft bins [lo, hi) where `band_mask` is not zero."""
+    inside = np.flatnonzero(band_mask(n_fft, sr, band) > 0)
+    return int(inside[0]), int(inside[-1]) + 1
+
+
 def track_pair(
     close: np.ndarray,
     reference: np.ndarray,
@@ -189,8 +206,8 @@ def track_pair(
     reference : [shape=(hits, m + L)] reference windows starting `min_lag` samples after the close ones.
     close_onsets : [shape=(hits, k)] the close mic from ONSET_PRE_MS before each attack, untapered.
     max_shift : samples; the farthest a hit may sit from the template (an edit's largest move).
-    close_spectrum : the rfft of `close` at pair_fft_size(...), when the caller has it (one close mic
-    against several references).
+    close_spectrum : `band_spectrum` of `close` at pair_fft_size(...) over the setting's band, when the
+    caller has it (one close mic against several references).
     """
     n_hits, m = close.shape
     if n_hits == 0:
@@ -203,9 +220,9 @@ def track_pair(
     inside = np.flatnonzero(mask > 0)
     lo, hi = int(inside[0]), int(inside[-1]) + 1
     if close_spectrum is None:
-        close_spectrum = sp_fft.rfft(np.asarray(close, np.float32), n_fft, axis=1)
-    c_spec = close_spectrum[:, lo:hi] * mask[lo:hi]
-    r_spec = sp_fft.rfft(np.asarray(reference, np.float32), n_fft, axis=1)[:, lo:hi] * mask[lo:hi]
+        close_spectrum = band_spectrum(np.asarray(close, np.float32), n_fft, lo, hi)
+    c_spec = close_spectrum * mask[lo:hi]
+    r_spec = band_spectrum(np.asarray(reference, np.float32), n_fft, lo, hi) * mask[lo:hi]
     cross = r_spec * np.conj(c_spec)
     c_power, r_power = np.abs(c_spec) ** 2, np.abs(r_spec) ** 2
     # Parseval on the half spectrum: bins other than DC and Nyquist stand for two
@@ -216,12 +233,17 @@ def track_pair(
     columns = np.concatenate((np.arange(n_fft - max_shift, n_fft), np.arange(max_shift + 1)))  # shifts -S..S
 
     def match(rows: np.ndarray, template: np.ndarray) -> np.ndarray:
-        """Normalised match of the hits `rows` against `template` at every shift -S..S (float32)."""
-        spectrum = np.zeros((len(rows), n_fft // 2 + 1), np.complex64)
-        spectrum[:, lo:hi] = cross[rows] * np.conj(template)[None, :]
-        raw = sp_fft.irfft(spectrum, n_fft, axis=1)[:, columns]
-        norm = np.sqrt((c_power[rows] @ (np.abs(template) ** 2 * twice)) / n_fft * r_energy[rows])
-        return np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=norm[:, None] > 0)
+        """Normalised match of the hits `rows` against `template` at every shift -S..S (float32), a batch
+        of hits at a time (a long song's full-length spectra are never held at once)."""
+        out = []
+        for k in range(0, len(rows), HIT_BATCH):
+            batch = rows[k : k + HIT_BATCH]
+            spectrum = np.zeros((len(batch), n_fft // 2 + 1), np.complex64)
+            spectrum[:, lo:hi] = cross[batch] * np.conj(template)[None, :]
+            raw = sp_fft.irfft(spectrum, n_fft, axis=1)[:, columns]
+            norm = np.sqrt((c_power[batch] @ (np.abs(template) ** 2 * twice)) / n_fft * r_energy[batch])
+            out.append(np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=norm[:, None] > 0))
+        return np.concatenate(out) if out else np.zeros((0, len(columns)), np.float32)
 
     # The template is learnt from up to TEMPLATE_HITS hits spread over the song (a long song adds nothing
     # but time); every hit is then matched against the last template.
@@ -475,7 +497,8 @@ def measure_kit(
         windows = reference_windows.pop((pair.close, pair.reference))
         if pair.close not in spectra:
             size = pair_fft_size(close_windows[pair.close], windows, max_shift)
-            spectra = {pair.close: sp_fft.rfft(close_windows[pair.close], size, axis=1)}
+            lo, hi = band_bins(size, sr, settings[pair.close].band)
+            spectra = {pair.close: band_spectrum(close_windows[pair.close], size, lo, hi)}
         lags[(pair.close, pair.reference)] = track_pair(
             close_windows[pair.close],
             windows,

@@ -18,7 +18,7 @@ from scipy.signal import butter, find_peaks, sosfiltfilt
 from .parallel import map_ordered
 from .progress import Progress, quiet
 from .roles import KitLayout, Role, drum_key
-from .session import Session, Track, read
+from .session import Audio, Session, Track, TrackAudio, windows
 
 # Band in which each instrument's own hits stand out from the kit's bleed, Hz.
 DETECTION_BANDS: dict[str, tuple[float, float]] = {
@@ -99,15 +99,42 @@ def _envelope_db(filtered: np.ndarray, hop: int, window: int) -> np.ndarray:
     return 10 * np.log10((energy[..., ends] - energy[..., starts]) / np.maximum(ends - starts, 1) + 1e-14)
 
 
-def _refine(signal: np.ndarray, coarse: int, sr: int, fraction: float) -> int:
+ENVELOPE_BLOCK_S = 30.0  # seconds of audio filtered at a time: memory is bounded by it, not the track
+CANDIDATE_BATCH = 256  # candidates whose windows are filtered at once
+FILTER_MARGIN_S = 1.0  # ...plus this much on each side, where the zero-phase filter's ringing has died away
+
+
+def band_envelope_db(signal: Audio, sr: int, band: tuple[float, float], hop: int, window: int) -> np.ndarray:
+    """`_envelope_db` of the band-filtered signal, computed in blocks of ENVELOPE_BLOCK_S with
+    FILTER_MARGIN_S of real audio either side of each (the same values as filtering the whole track, to
+    rounding), so a long track costs no more memory than a block."""
+    n = len(signal)
+    ends = np.arange(hop, n + 1, hop)
+    level = np.empty(len(ends))
+    per_block = max(1, int(ENVELOPE_BLOCK_S * sr) // hop)
+    margin = int(FILTER_MARGIN_S * sr)
+    for k0 in range(0, len(ends), per_block):
+        block_ends = ends[k0 : k0 + per_block]
+        lo, hi = max(int(block_ends[0]) - window, 0), int(block_ends[-1])
+        read_lo, read_hi = max(lo - margin, 0), min(hi + margin, n)
+        filtered = band_filter(np.asarray(signal[read_lo:read_hi]), sr, band)[lo - read_lo : hi - read_lo]
+        energy = np.concatenate(([0.0], np.cumsum(filtered.astype(np.float64) ** 2)))
+        starts = np.maximum(block_ends - window, 0)
+        level[k0 : k0 + len(block_ends)] = 10 * np.log10(
+            (energy[block_ends - lo] - energy[starts - lo]) / np.maximum(block_ends - starts, 1) + 1e-14
+        )
+    return level
+
+
+def _refine(signal: Audio, coarse: int, sr: int, fraction: float) -> int:
     """First sample of the attack near `coarse`: where |x| first reaches `fraction` of the hit's peak
     above the level just before it."""
     pre, post = int(0.004 * sr), int(0.012 * sr)
     lo = max(coarse - pre, 0)
-    window = np.abs(signal[lo : coarse + post])
+    window = np.abs(signal[lo : coarse + post].astype(np.float64))
     if not window.size:
         return coarse
-    floor = float(np.max(np.abs(signal[max(lo - int(0.003 * sr), 0) : lo + 1]), initial=0.0))
+    floor = float(np.max(np.abs(signal[max(lo - int(0.003 * sr), 0) : lo + 1].astype(np.float64)), initial=0.0))
     peak = float(window.max())
     threshold = floor + fraction * (peak - floor)
     above = np.flatnonzero(window >= threshold)
@@ -115,7 +142,7 @@ def _refine(signal: np.ndarray, coarse: int, sr: int, fraction: float) -> int:
 
 
 def attack_times(
-    signal: np.ndarray, sr: int, near_s: np.ndarray, period_s: np.ndarray, *, before_s: float, after_s: float
+    signal: Audio, sr: int, near_s: np.ndarray, period_s: np.ndarray, *, before_s: float, after_s: float
 ) -> np.ndarray:
     """The attack near each of `near_s` (seconds into `signal`), found like a close mic's hit: NaN-free;
     where there is no attack (no rise of 3 dB) the time given is returned.
@@ -126,16 +153,16 @@ def attack_times(
     ATTACK_SHARE of the way from the level before it (its lowest point in the 40 ms before the rise:
     the previous sound's tail) to the attack's peak (the 30 ms after). A quiet noise before the attack
     (a pick, a finger on the string) is not the attack."""
-    magnitude = np.abs(signal.astype(np.float64))
     hop = max(1, int(0.001 * sr))
     out = np.asarray(near_s, float).copy()
     for i, (t, period) in enumerate(zip(near_s, period_s, strict=True)):
         width = max(int(max(period, 0.003) * sr), 1)
         lo = max(int((t - before_s - 0.04) * sr), 0)
-        hi = min(int((t + after_s + 0.03) * sr), len(magnitude))
+        hi = min(int((t + after_s + 0.03) * sr), len(signal))
         if hi - lo < 3 * width:
             continue
-        level = maximum_filter1d(magnitude[lo:hi], size=width, origin=(width - 1) // 2)[::hop]  # causal peak
+        magnitude = np.abs(signal[lo:hi].astype(np.float64))  # this note's span only: [lo, hi) of the signal
+        level = maximum_filter1d(magnitude, size=width, origin=(width - 1) // 2)[::hop]  # causal peak
         level_db = 20 * np.log10(level + 1e-9)
         steps = max(width // hop, 1)
         rise = np.full_like(level_db, -np.inf)
@@ -151,20 +178,20 @@ def attack_times(
         floor = float(level[floor_at : k + 1].min())
         peak = float(level[k : k + 31].max())
         threshold = floor + ATTACK_SHARE * (peak - floor)
-        start, stop = lo + (floor_at + int(np.argmin(level[floor_at : k + 1]))) * hop, lo + k * hop + 1
+        start, stop = (floor_at + int(np.argmin(level[floor_at : k + 1]))) * hop, k * hop + 1  # in the span
         above = np.flatnonzero(magnitude[start:stop] >= threshold)
         if above.size:
-            out[i] = (start + int(above[0])) / sr
+            out[i] = (lo + start + int(above[0])) / sr
     return out
 
 
 def _click_rise(
-    signal: np.ndarray, sr: int, instrument: str, frames: np.ndarray, hop: int, params: OnsetParams
+    signal: Audio, sr: int, instrument: str, frames: np.ndarray, hop: int, params: OnsetParams
 ) -> np.ndarray:
     """Per candidate frame, how far the click band rises (dB) over the few ms before it; +inf for
     instruments without a click band (no candidate is then judged a swell).
 
-    Only a short window around each candidate is filtered (all of them at once), not the track."""
+    Only a short window around each candidate is filtered (CANDIDATE_BATCH of them at once), not the track."""
     band = CLICK_BANDS.get(instrument)
     if band is None or not frames.size:
         return np.full(len(frames), np.inf)
@@ -174,24 +201,31 @@ def _click_rise(
     settle = int(0.02 * sr)  # filter run-in and run-out around the part that is measured, samples
     lead = -(-(behind * hop + window + settle) // hop) * hop  # whole frames, so the envelope frames align
     length = lead + (ahead + 1) * hop + settle
-    padded = np.concatenate((np.zeros(lead, np.float32), signal.astype(np.float32), np.zeros(length, np.float32)))
-    starts = frames.astype(np.int64) * hop  # padded coordinates of (frame * hop - lead)
-    segments = padded[starts[:, None] + np.arange(length)]
-    envelope = _envelope_db(band_filter(segments, sr, band), hop, window)
-    # column k of `level`: the window ending k frames after the candidate's, for k = -behind .. ahead
-    level = envelope[:, lead // hop - 1 - behind : lead // hop + ahead]
-    after = level[:, behind + 1 : behind + ahead + 1].max(axis=1)  # windows ending 1..8 frames after f
-    before = level[:, 1 : behind - gap + 1].max(axis=1)  # ...ending 7..2 frames before it
-    return after - before
+    rise = np.empty(len(frames))
+    for k in range(0, len(frames), CANDIDATE_BATCH):  # a batch at a time: memory does not grow with the song
+        batch = frames[k : k + CANDIDATE_BATCH]
+        segments = windows(signal, batch.astype(np.int64) * hop - lead, length)
+        envelope = _envelope_db(band_filter(segments, sr, band), hop, window)
+        # column k of `level`: the window ending k frames after the candidate's, for k = -behind .. ahead
+        level = envelope[:, lead // hop - 1 - behind : lead // hop + ahead]
+        after = level[:, behind + 1 : behind + ahead + 1].max(axis=1)  # windows ending 1..8 frames after f
+        before = level[:, 1 : behind - gap + 1].max(axis=1)  # ...ending 7..2 frames before it
+        rise[k : k + len(batch)] = after - before
+    return rise
 
 
-def _band_profiles(signal: np.ndarray, positions: np.ndarray, sr: int) -> np.ndarray:
+def _band_profiles(signal: Audio, positions: np.ndarray, sr: int) -> np.ndarray:
     """Per position, the level (dB) in half-octave bands from 100 Hz of the PROFILE_MS after it, less its
     mean over the bands: the shape of the sound's spectrum, whatever its loudness."""
     n = max(16, int(PROFILE_MS * 1e-3 * sr))
-    padded = np.concatenate((signal.astype(np.float32), np.zeros(n, np.float32)))
-    windows = padded[np.clip(positions, 0, len(signal))[:, None] + np.arange(n)[None, :]] * np.hanning(n)
-    power = np.abs(np.fft.rfft(windows, axis=1)) ** 2
+    starts = np.clip(positions, 0, len(signal))
+    power = np.concatenate(
+        [
+            np.abs(np.fft.rfft(windows(signal, starts[k : k + CANDIDATE_BATCH], n) * np.hanning(n), axis=1)) ** 2
+            for k in range(0, len(starts), CANDIDATE_BATCH)
+        ]
+        or [np.zeros((0, n // 2 + 1))]
+    )
     f = np.fft.rfftfreq(n, 1 / sr)
     edges = [e for e in 100.0 * 2 ** (np.arange(17) / 2) if e < 0.45 * sr]
     bands = np.stack(
@@ -210,7 +244,7 @@ def _similarity(profiles: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def detect_hits(
-    signal: np.ndarray,
+    signal: Audio,
     *,
     sr: int,
     instrument: str,
@@ -221,7 +255,8 @@ def detect_hits(
 ) -> Hits:
     """Hits of `instrument` in one close mic's audio.
 
-    signal : np.ndarray [shape=(n,)], the mic on the session timeline from position `start`.
+    signal : the mic on the session timeline from position `start` (an array, or a TrackAudio that is
+        decoded a block at a time).
     band : where to listen, Hz (default DETECTION_BANDS[instrument]).
     Returns positions in samples on the session timeline.
 
@@ -230,9 +265,8 @@ def detect_hits(
     `rise_db`, lowering `bleed_db` or raising `min_similarity` can only remove hits.
     """
     band = band or DETECTION_BANDS.get(instrument, (100.0, 8000.0))
-    filtered = band_filter(signal, sr, band)
     hop = max(1, int(params.hop_ms * 1e-3 * sr))
-    level = _envelope_db(filtered, hop, window=max(hop, int(params.window_ms * 1e-3 * sr)))
+    level = band_envelope_db(signal, sr, band, hop, window=max(hop, int(params.window_ms * 1e-3 * sr)))
     empty = Hits(track, np.zeros(0, np.int64), np.zeros(0))
     if not level.size:
         return empty
@@ -255,16 +289,16 @@ def detect_hits(
     peaks, _ = find_peaks(level, distance=max(1, int(50 / params.hop_ms)))
     typical = float(np.percentile(level[peaks], 98)) if peaks.size else float(level.max())
     masked = _masked(frames, peak_level, signal, sr, instrument, hop, level, params)
-    raw = signal.astype(np.float64)  # the filter rings ahead of an attack; the waveform does not
-    positions = np.array([_refine(raw, int(f) * hop, sr, params.refine_fraction) for f in frames], np.int64)
+    # the filter rings ahead of an attack; the waveform does not
+    positions = np.array([_refine(signal, int(f) * hop, sr, params.refine_fraction) for f in frames], np.int64)
     # Quieter candidates must sound like the mic's own drum: a ghost note has the spectrum of the loud hits,
     # another drum's or a cymbal's bleed does not (measured on the eval kits: own 0.86-0.98, bleed < 0.5).
     loud_peaks = peaks[level[peaks] >= typical - LOUD_DB] * hop
-    reference = np.median(_band_profiles(raw, loud_peaks, sr), axis=0) if loud_peaks.size else None
+    reference = np.median(_band_profiles(signal, loud_peaks, sr), axis=0) if loud_peaks.size else None
     similar = np.ones(len(frames), bool)
     quiet = peak_level < typical - LOUD_DB
     if reference is not None and quiet.any():
-        similar[quiet] = _similarity(_band_profiles(raw, positions[quiet], sr), reference) >= params.min_similarity
+        similar[quiet] = _similarity(_band_profiles(signal, positions[quiet], sr), reference) >= params.min_similarity
     keep = (rise[frames] >= rise_db) & (peak_level >= typical - params.bleed_db) & ~masked & similar
     positions, peak_level = positions[keep], peak_level[keep]
     order = np.argsort(positions, kind="stable")
@@ -279,7 +313,7 @@ def detect_hits(
 def _masked(
     frames: np.ndarray,
     peak_level: np.ndarray,
-    signal: np.ndarray,
+    signal: Audio,
     sr: int,
     instrument: str,
     hop: int,
@@ -402,7 +436,7 @@ MIX_BLOCK_S = 30.0  # a one-mic kit is analysed in blocks of this many seconds
 TEMPO_HOP = 512  # librosa's usual onset-strength hop for its tempo estimate, samples
 
 
-def detect_mix_hits(signal: np.ndarray, *, sr: int, track: str, start: int = 0) -> MixHits:
+def detect_mix_hits(signal: Audio, *, sr: int, track: str, start: int = 0) -> MixHits:
     """Every drum hit of a one-mic kit, found with librosa's spectral-flux onset detection (every drum is
     in the one signal, so a new hit shows as new energy at some frequencies over the others' decays),
     each then timed to the sample like a note's attack (`attack_times`).
@@ -487,7 +521,7 @@ def _rise_db(band: np.ndarray, positions: np.ndarray, sr: int) -> np.ndarray:
 def _close_mic_hits(task: tuple[Track, str, int, OnsetParams]) -> Hits:
     """One close mic's hits (a task for `map_ordered`)."""
     track, instrument, sr, params = task
-    audio = read(track, start=track.offset, frames=track.frames)
+    audio = TrackAudio(track)  # decoded a block at a time: memory does not grow with the track
     return detect_hits(audio, sr=sr, instrument=instrument, track=track.name, params=params, start=track.offset)
 
 

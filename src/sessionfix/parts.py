@@ -12,6 +12,7 @@ Conventions
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -22,6 +23,7 @@ from scipy.signal import resample_poly
 from .findings import Finding
 from .grid import Tempo
 from .onsets import attack_times
+from .session import Audio
 
 ANALYSIS_SR = 16000  # fundamentals of bass, guitar, keys and voice sit far below 8 kHz
 HOP = 160  # 10 ms at 16 kHz
@@ -90,19 +92,44 @@ class PartsAnalysis:
 YIN_CHUNK = 2048  # frames per batch: bounds memory on long tracks
 
 
-def yin(signal: np.ndarray, sr: int, *, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """f0 (Hz, NaN where unvoiced) and frame times (s) of a mono signal, 10 ms hop."""
-    x = resample_poly(signal.astype(np.float64), ANALYSIS_SR, sr) if sr != ANALYSIS_SR else signal.astype(np.float64)
+def _at_analysis_rate(signal: Audio, sr: int, lo: int, hi: int) -> np.ndarray:
+    """Samples [lo, hi) of `signal` resampled to ANALYSIS_SR (float64; zeros past its end), read with
+    enough of the signal either side that they equal resampling the whole signal (the polyphase
+    filter is finite): a long track is resampled a block at a time."""
+    if sr == ANALYSIS_SR:
+        out = np.zeros(hi - lo)
+        part = np.asarray(signal[lo : min(hi, len(signal))], np.float64)
+        out[: len(part)] = part
+        return out
+    g = math.gcd(ANALYSIS_SR, sr)
+    up, down = ANALYSIS_SR // g, sr // g
+    margin = 64 + 10 * max(up, down) // up  # input samples: more than the filter's half length
+    first = lo // up - margin // down - 1  # in units of `up` output (= `down` input) samples
+    last = -(-hi // up) + margin // down + 1
+    read_lo, read_hi = first * down, last * down
+    block = np.zeros(read_hi - read_lo)
+    a, b = max(read_lo, 0), min(read_hi, len(signal))
+    if b > a:
+        block[a - read_lo : b - read_lo] = signal[a:b]
+    y = resample_poly(block, up, down)  # y[k] is the whole signal's output sample first * up + k
+    return y[lo - first * up : hi - first * up]
+
+
+def yin(signal: Audio, sr: int, *, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """f0 (Hz, NaN where unvoiced) and frame times (s) of a mono signal, 10 ms hop; computed YIN_CHUNK
+    frames at a time, each from its own stretch of the signal, so memory does not grow with the track."""
     tau_max = int(ANALYSIS_SR / FMIN) + 2
     width = tau_max  # integration window: one period of the lowest note
-    n_frames = max(0, (len(x) - width - tau_max) // HOP)
+    length = -(-len(signal) * ANALYSIS_SR // sr)  # samples at the analysis rate (resample_poly's count)
+    n_frames = max(0, (length - width - tau_max) // HOP)
     if not n_frames:
         return np.zeros(0), np.zeros(0)
     f0 = np.full(n_frames, np.nan)
     rms = np.zeros(n_frames)
     for lo in range(0, n_frames, YIN_CHUNK):
         hi = min(lo + YIN_CHUNK, n_frames)
-        f0[lo:hi], rms[lo:hi] = _yin_frames(x, np.arange(lo, hi), tau_max, width, threshold)
+        x = _at_analysis_rate(signal, sr, lo * HOP, (hi - 1) * HOP + width + tau_max)
+        f0[lo:hi], rms[lo:hi] = _yin_frames(x, np.arange(hi - lo), tau_max, width, threshold)
     f0[rms < 10 ** (-50 / 20) * max(float(rms.max()), 1e-12)] = np.nan  # quieter than -50 dB of the peak
     times = (np.arange(n_frames) * HOP + width / 2) / ANALYSIS_SR
     return f0, times
@@ -219,7 +246,7 @@ def _steady_pitch(f0: np.ndarray, a4_hz: float) -> tuple[float, float]:
 
 
 def analyse_part(
-    signal: np.ndarray,
+    signal: Audio,
     *,
     sr: int,
     track: str,

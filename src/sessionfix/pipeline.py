@@ -41,7 +41,18 @@ from .rolemodel import (
     track_features,
 )
 from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, Role, assign_roles, kit_layout
-from .session import AUDIO_SUFFIXES, CONFIG_NAME, EDITS_NAME, RPP_NAME, Session, Track, load_session, printable, read
+from .session import (
+    AUDIO_SUFFIXES,
+    CONFIG_NAME,
+    EDITS_NAME,
+    RPP_NAME,
+    Session,
+    Track,
+    TrackAudio,
+    load_session,
+    printable,
+    read,
+)
 from .writer import copy_file, staged_folder, write_stem
 
 
@@ -129,7 +140,7 @@ def _pitched_part(task: tuple[Track, Role, Tempo | None, PartsParams]) -> PartAn
     """One pitched track's notes, tuning and timing (a task for `map_ordered`)."""
     track, role, tempo, params = task
     return analyse_part(
-        read(track),
+        TrackAudio(track),  # decoded a block at a time: memory does not grow with the track
         sr=track.sr,
         track=track.name,
         a4_hz=440.0,
@@ -214,8 +225,7 @@ def _one_mic_tempo(session: Session, roles: dict[str, Role], *, usable: set[str]
     for role in ("kit", "overhead", "room"):
         for track in session.tracks:
             if roles.get(track.name) == role and track.name in usable and track.sr == session.sr:
-                audio = read(track, start=track.offset, frames=track.frames)
-                hits = detect_mix_hits(audio, sr=track.sr, track=track.name, start=track.offset)
+                hits = detect_mix_hits(TrackAudio(track), sr=track.sr, track=track.name, start=track.offset)
                 return mix_tempo(hits, sr=track.sr, end_s=session.duration_s)
     return None
 

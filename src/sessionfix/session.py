@@ -435,3 +435,42 @@ def read_windows(track: Track, starts: np.ndarray, frames: int) -> np.ndarray:
                 start = int(ordered[g]) - first
                 out[order[g]] = span[start : start + frames]
     return out
+
+
+class TrackAudio:
+    """A stem's mono audio on the session timeline, decoded on demand: `len()` and `[a:b]` slices (float32,
+    zeros outside the stem) like a numpy array, and `windows`. A stage that works in windows then holds
+    a window of a long track, never the whole of it."""
+
+    def __init__(self, track: Track, *, start: int | None = None, frames: int | None = None) -> None:
+        self.track = track
+        self.start = track.offset if start is None else start
+        self.frames = track.end - self.start if frames is None else frames
+
+    def __len__(self) -> int:
+        return max(self.frames, 0)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("TrackAudio reads contiguous slices only")
+        lo, hi, _ = key.indices(len(self))
+        return read(self.track, start=self.start + lo, frames=max(hi - lo, 0))
+
+    def windows(self, starts: np.ndarray, frames: int) -> np.ndarray:
+        """Windows of `frames` samples at positions `starts` (samples into this audio), zeros outside."""
+        return read_windows(self.track, self.start + np.asarray(starts, np.int64), frames)
+
+
+Audio = np.ndarray | TrackAudio  # what an analysis stage reads: an array, or a stem decoded on demand
+
+
+def windows(signal: Audio, starts: np.ndarray, frames: int) -> np.ndarray:
+    """Float32 windows of `frames` samples at `starts` (samples) of an array or a TrackAudio, shape
+    (len(starts), frames); samples outside the signal are zeros."""
+    if isinstance(signal, TrackAudio):
+        return signal.windows(starts, frames)
+    index = np.asarray(starts, np.int64)[:, None] + np.arange(frames)[None, :]
+    inside = (index >= 0) & (index < len(signal))
+    out = np.zeros(index.shape, np.float32)
+    out[inside] = signal[index[inside]]
+    return out
