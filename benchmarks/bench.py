@@ -77,9 +77,9 @@ def make_kit(folder: Path, seconds: float, *, quantise_close: bool = False) -> N
                 fh.write(y + 1e-4 * rng.standard_normal(length))
 
 
-def make_bass(path: Path, seconds: float) -> None:
+def make_bass(path: Path, seconds: float, seed: int = 9) -> None:
     """A plucked bass line, one note per beat at 120 bpm, PCM_24."""
-    rng = np.random.default_rng(9)
+    rng = np.random.default_rng(seed)
     t = np.arange(int(0.45 * SR)) / SR
     y = np.zeros(int(seconds * SR))
     for start in range(0, len(y) - len(t), SR // 2):
@@ -89,7 +89,7 @@ def make_bass(path: Path, seconds: float) -> None:
 
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from sessionfix.session import load_session, iter_blocks
 from sessionfix.qc import QcParams, measure_track
@@ -129,13 +129,25 @@ elif what == "parts":
     tempo = Tempo.straight(bpm=120.0, first_beat_s=0.0, meter=4, end_s=300.0)
     for t in load_session(folder).tracks:
         analyse_part(read(t), sr=t.sr, track=t.name, a4_hz=440.0, tempo=tempo, params=PartsParams(), role="bass")
+elif what == "scan_stages":
+    stages, current = {}, [None, 0.0]
+    def progress(stage, done, total):
+        now = time.perf_counter()
+        if current[0] is not None:
+            stages[current[0]] = stages.get(current[0], 0.0) + now - current[1]
+        current[0], current[1] = stage, now
+    scan(folder, progress=progress)
+    if current[0] is not None:
+        stages[current[0]] = stages.get(current[0], 0.0) + time.perf_counter() - current[1]
+    print(json.dumps({"stages": stages}))
 elif what == "qc_track":
     for t in load_session(folder).tracks:
         measure_track(t, params=QcParams())
 else:
     scan(folder)
-print(json.dumps({"seconds": time.perf_counter() - t0,
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM: this image's own peak (ru_maxrss would carry the forking parent's peak across exec)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"seconds": time.perf_counter() - t0, "max_rss_mb": hwm / 1024}))
 """
 
 
@@ -144,7 +156,11 @@ def child(what: str, folder: Path, *extra: str, one_core: bool = True) -> dict[s
     if one_core and shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **ONE_CORE_ENV})
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    if len(lines) > 1 and lines[-2].startswith('{"stages"'):
+        result.update(json.loads(lines[-2]))
+    return result
 
 
 def best_of(n: int, what: str, folder: Path) -> dict[str, float]:
@@ -249,6 +265,65 @@ def main() -> None:
                     f"{one / two:.2f}x faster than {one:.2f} s (target >= 1.6x); same report",
                 )
             )
+
+        # the issue's sessions: 13 tracks (above) and 48 (the same + 35 pitched tracks), one core
+        big = root / "big"
+        shutil.copytree(defects, big)
+        for i in range(35):
+            make_bass(big / f"Bass {i + 1:02d}.wav", 300.0, seed=20 + i)
+        for name, folder in (("13", defects), ("48", big)):
+            floor = best_of(2, "decode", folder)["seconds"]
+            run = child("scan_stages", folder)
+            stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in run["stages"].items())
+            rows.append((f"decode {name} tracks x 5 min once (1 core)", f"{floor:.2f} s", "the decode floor"))
+            rows.append(
+                (
+                    f"scan of {name} tracks x 5 min (1 core)",
+                    f"{run['seconds']:.2f} s",
+                    f"{run['seconds'] / floor:.0f}x the decode floor (target <= 5x); peak {run['max_rss_mb']:.0f} MB "
+                    f"(target <= 1 GB); stages (s): {stages}",
+                )
+            )
+        shutil.rmtree(big)
+
+        # memory against track length: a close mic, an overhead and a bass, 1 minute and 10 minutes
+        peaks = {}
+        for minutes in (1, 10):
+            folder = root / f"long{minutes}"
+            folder.mkdir()
+            make_kit(folder, 60.0 * minutes)
+            for mic in folder.glob("*.wav"):
+                if mic.stem not in ("Snare Top", "OH L"):
+                    mic.unlink()
+            make_bass(folder / "Bass DI.wav", 60.0 * minutes)
+            peaks[minutes] = child("scan", folder)["max_rss_mb"]
+            shutil.rmtree(folder)
+        rows.append(
+            (
+                "scan of Snare Top + OH L + Bass DI: 10 min against 1 min",
+                f"{peaks[10] - peaks[1]:+.0f} MB",
+                f"peak {peaks[1]:.0f} -> {peaks[10]:.0f} MB (target: within 100 MB)",
+            )
+        )
+
+        # roles from audio: the same twelve 60-s stems named and unnamed ("Audio 1_NN.wav")
+        named, unnamed = root / "named", root / "unnamed"
+        named.mkdir()
+        unnamed.mkdir()
+        for i in range(6):
+            make_bass(named / f"Bass {i + 1:02d}.wav", 60.0, seed=40 + i)
+            make_track(named / f"Tom {i + 1:02d}.wav", 60.0, seed=50 + i)
+        for i, path in enumerate(sorted(named.iterdir())):
+            shutil.copy(path, unnamed / f"Audio 1_{i + 1:02d}.wav")
+        by_name, by_audio = best_of(2, "scan", named), best_of(2, "scan", unnamed)
+        rows.append(
+            (
+                "roles from audio: 12 unnamed 60-s stems (1 core)",
+                f"{(by_audio['seconds'] - by_name['seconds']) / 12:.2f} s",
+                f"per stem added to the scan (target <= 0.3 s): {by_name['seconds']:.2f} s named, "
+                f"{by_audio['seconds']:.2f} s unnamed",
+            )
+        )
 
         for n in (4, 24):
             folder = root / f"n{n}"

@@ -10,7 +10,7 @@ import soundfile as sf
 from make_fixtures import delay, edited_kit, snare
 
 from sessionfix import lags as lags_module
-from sessionfix.kit import KitParams
+from sessionfix.kit import KitParams, PairAnalysis, _unexplained_early
 from sessionfix.lags import LAG_SETTINGS, PairLags, track_pair
 from sessionfix.pipeline import scan
 
@@ -174,3 +174,40 @@ def test_digital_silence_on_a_reference_is_a_qc_finding_not_a_crash(tmp_path: Pa
     result = scan(tmp_path)
     assert [p.reference for p in result.kit.pairs] == ["OH L.wav"]
     assert ("OH R.wav", "silent") in {(f.track, f.kind) for f in result.findings}
+
+
+def _analysed_pair(close: str, reference: str, natural_ms: float | None) -> PairAnalysis:
+    hits = np.array([48000, 96000])
+    return PairAnalysis(
+        close=close,
+        reference=reference,
+        instrument="tom",
+        positions=hits,
+        lags_ms=np.array([natural_ms or 0.0] * 2),
+        moves_ms=np.zeros(2),
+        moved=np.zeros(2, bool),
+        repeated=np.zeros(2, bool),
+        confidence=np.ones(2),
+        natural_lag_ms=natural_ms,
+        natural_lag_basis="unmoved_hits",
+        spread_ms=0.0,
+        state="constant_offset" if natural_ms is not None and natural_ms < -0.5 else "coherent",
+    )
+
+
+def test_a_reference_heard_before_its_close_mic_leaves_that_mics_lags_unknown() -> None:
+    # measured on a render whose Tom 2 mic had 4 tom hits and 10 kick/snare bleeds: OH R read -1.4 ms,
+    # OH L 0.0 ms and Room R 8.6 ms, where the tom's direct sound arrives 4.3 / 3.4 / 6.9 ms later
+    pairs = [
+        _analysed_pair("Tom 2.wav", "OH L.wav", 0.0),
+        _analysed_pair("Tom 2.wav", "OH R.wav", -1.4),
+        _analysed_pair("Tom 2.wav", "Room R.wav", 8.6),
+        _analysed_pair("Snare Top.wav", "OH L.wav", 3.7),
+    ]
+    out = {(p.close, p.reference): p for p in _unexplained_early(pairs, delayed=set())}
+    assert all(out[("Tom 2.wav", r)].natural_lag_ms is None for r in ("OH L.wav", "OH R.wav", "Room R.wav"))
+    assert out[("Tom 2.wav", "OH R.wav")].state == "coherent"
+    assert out[("Snare Top.wav", "OH L.wav")].natural_lag_ms == 3.7
+    # a close mic found delayed as a whole (every overhead early) keeps its lags: the finding explains them
+    kept = _unexplained_early(pairs, delayed={"Tom 2.wav"})
+    assert [p.natural_lag_ms for p in kept] == [0.0, -1.4, 8.6, 3.7]

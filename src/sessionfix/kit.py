@@ -25,7 +25,7 @@ Conventions
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -371,7 +371,9 @@ def analyse_kit(
                     state=state,
                 )
             )
-    findings = _edit_findings(pairs, decided, tuple(edited), sr) + _delay_findings(pairs, layout, roles)
+    delays = _delay_findings(pairs, layout, roles)
+    pairs = _unexplained_early(pairs, {f.track for f in delays})
+    findings = _edit_findings(pairs, decided, tuple(edited), sr) + delays
     return KitAnalysis(
         layout=layout,
         hits=hits,
@@ -381,6 +383,26 @@ def analyse_kit(
         tempo=tempo,
         findings=tuple(findings),
     )
+
+
+def _unexplained_early(pairs: list[PairAnalysis], delayed: set[str]) -> list[PairAnalysis]:
+    """Pairs whose reference hears the close mic's hits before the close mic does, beyond the
+    measurement's error, when no delay of that close mic explains it: no drum reaches an overhead or a
+    room before its own close mic, so those hits are not (only) the mic's drum (bleed of a louder drum
+    on a rarely played tom) and its natural lags cannot be measured, to any reference. They are left
+    unknown, not reported."""
+    unknown = {
+        p.close
+        for p in pairs
+        if p.natural_lag_ms is not None and p.natural_lag_ms < -EARLY_TOLERANCE_MS and p.close not in delayed
+    }
+    out = []
+    for p in pairs:
+        if p.close in unknown:
+            state: PairState = "partially_quantised" if p.state == "partially_quantised" else "coherent"
+            p = replace(p, natural_lag_ms=None, state=state)
+        out.append(p)
+    return out
 
 
 def _from_sibling(

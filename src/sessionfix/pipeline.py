@@ -104,7 +104,7 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan
     layout = kit_layout(roles, pairs=config.pairs)
     qc = check_session(session, layout=layout, params=config.qc, progress=progress, jobs=jobs)
     usable = usable_tracks(session, qc)
-    guesses = _roles_by_audio(session, roles, usable=usable, named=set(config.roles))
+    guesses = _roles_by_audio(session, roles, usable=usable, named=set(config.roles), progress=progress)
     confident = {n: role for n, (role, p) in guesses.items() if p >= MIN_CONFIDENCE}
     drums = [n for n, role in confident.items() if role in KIT_ROLES]
     if len(drums) == 1 and not any(roles[t.name] in KIT_ROLES + ("kit",) for t in session.tracks):
@@ -175,7 +175,7 @@ def analyse_kit_stage(
 
 
 def _roles_by_audio(
-    session: Session, roles: dict[str, Role], *, usable: set[str], named: set[str]
+    session: Session, roles: dict[str, Role], *, usable: set[str], named: set[str], progress: Progress = quiet
 ) -> dict[str, tuple[str, float]]:
     """For every usable track whose name gives no role (and sessionfix.toml none): the role model's
     guess and its confidence (rolemodel.py), with the session's other tracks as context."""
@@ -193,7 +193,10 @@ def _roles_by_audio(
         if t.name in usable
     }
     context = session_context({name: attack_envelope(a, session.sr or 48000) for name, a in audio.items()})
-    features = {t.name: track_features(audio[t.name], t.sr, context[t.name]) for t in unnamed}
+    features = {}
+    for i, t in enumerate(unnamed):
+        progress("Roles from audio", i, len(unnamed))
+        features[t.name] = track_features(audio[t.name], t.sr, context[t.name])
     return guess_roles(model, features, {name: c[1] for name, c in context.items()})
 
 
