@@ -182,12 +182,6 @@ def band_spectrum(windows: np.ndarray, n_fft: int, lo: int, hi: int) -> np.ndarr
     return np.concatenate(rows) if rows else np.zeros((0, hi - lo), np.complex64)
 
 
-def band_bins(n_fft: int, sr: int, band: tuple[float, float]) -> tuple[int, int]:
-    """The rfft bins [lo, hi) where `band_mask` is not zero."""
-    inside = np.flatnonzero(band_mask(n_fft, sr, band) > 0)
-    return int(inside[0]), int(inside[-1]) + 1
-
-
 def track_pair(
     close: np.ndarray,
     reference: np.ndarray,
@@ -198,7 +192,6 @@ def track_pair(
     min_lag: int,
     max_shift: int,
     min_confidence: float,
-    close_spectrum: np.ndarray | None = None,
 ) -> PairLags:
     """Per-hit shifts of one pair against its relative transfer function, and the template's direct lag.
 
@@ -206,8 +199,6 @@ def track_pair(
     reference : [shape=(hits, m + L)] reference windows starting `min_lag` samples after the close ones.
     close_onsets : [shape=(hits, k)] the close mic from ONSET_PRE_MS before each attack, untapered.
     max_shift : samples; the farthest a hit may sit from the template (an edit's largest move).
-    close_spectrum : `band_spectrum` of `close` at pair_fft_size(...) over the setting's band, when the
-    caller has it (one close mic against several references).
     """
     n_hits, m = close.shape
     if n_hits == 0:
@@ -219,46 +210,47 @@ def track_pair(
     # of the spectrum)
     inside = np.flatnonzero(mask > 0)
     lo, hi = int(inside[0]), int(inside[-1]) + 1
-    if close_spectrum is None:
-        close_spectrum = band_spectrum(np.asarray(close, np.float32), n_fft, lo, hi)
-    c_spec = close_spectrum * mask[lo:hi]
-    r_spec = band_spectrum(np.asarray(reference, np.float32), n_fft, lo, hi) * mask[lo:hi]
-    cross = r_spec * np.conj(c_spec)
-    c_power, r_power = np.abs(c_spec) ** 2, np.abs(r_spec) ** 2
     # Parseval on the half spectrum: bins other than DC and Nyquist stand for two
     twice = np.where((np.arange(lo, hi) == 0) | (np.arange(lo, hi) == n_fft // 2), 1.0, 2.0).astype(np.float32)
-    r_energy = (r_power @ twice) / n_fft
     omega = (2 * np.pi * np.arange(lo, hi) / n_fft).astype(np.float32)
     smooth = max(1, int(round(COHERENCE_SMOOTH_HZ * n_fft / sr)))
     columns = np.concatenate((np.arange(n_fft - max_shift, n_fft), np.arange(max_shift + 1)))  # shifts -S..S
 
+    def products(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the hits `rows`: reference x conj(close) in the band, and both band powers."""
+        c_spec = band_spectrum(close[rows], n_fft, lo, hi) * mask[lo:hi]
+        r_spec = band_spectrum(np.asarray(reference[rows], np.float32), n_fft, lo, hi) * mask[lo:hi]
+        return r_spec * np.conj(c_spec), np.abs(c_spec) ** 2, np.abs(r_spec) ** 2
+
     def match(rows: np.ndarray, template: np.ndarray) -> np.ndarray:
         """Normalised match of the hits `rows` against `template` at every shift -S..S (float32), a batch
-        of hits at a time (a long song's full-length spectra are never held at once)."""
+        of hits at a time (a long song's spectra are never held at once)."""
         out = []
         for k in range(0, len(rows), HIT_BATCH):
-            batch = rows[k : k + HIT_BATCH]
-            spectrum = np.zeros((len(batch), n_fft // 2 + 1), np.complex64)
-            spectrum[:, lo:hi] = cross[batch] * np.conj(template)[None, :]
+            cross, c_power, r_power = products(rows[k : k + HIT_BATCH])
+            r_energy = (r_power @ twice) / n_fft
+            spectrum = np.zeros((len(cross), n_fft // 2 + 1), np.complex64)
+            spectrum[:, lo:hi] = cross * np.conj(template)[None, :]
             raw = sp_fft.irfft(spectrum, n_fft, axis=1)[:, columns]
-            norm = np.sqrt((c_power[batch] @ (np.abs(template) ** 2 * twice)) / n_fft * r_energy[batch])
+            norm = np.sqrt((c_power @ (np.abs(template) ** 2 * twice)) / n_fft * r_energy)
             out.append(np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=norm[:, None] > 0))
         return np.concatenate(out) if out else np.zeros((0, len(columns)), np.float32)
 
     # The template is learnt from up to TEMPLATE_HITS hits spread over the song (a long song adds nothing
     # but time); every hit is then matched against the last template.
     learn = np.arange(0, n_hits, int(np.ceil(n_hits / TEMPLATE_HITS)))
+    learn_cross, learn_c_power, learn_r_power = products(learn)
     shifts = np.zeros(len(learn))
     weights = np.ones(len(learn))
     for iteration in range(ITERATIONS):
-        aligned = cross[learn]
+        aligned = learn_cross
         if iteration:
             aligned = aligned * np.exp(1j * omega[None, :] * shifts[:, None].astype(np.float32))
         numerator = weights @ aligned
-        denominator = weights @ c_power[learn] + 1e-30
+        denominator = weights @ learn_c_power + 1e-30
         # magnitude-squared coherence across hits, less its bias for this many hits, smoothed
         effective = weights.sum() ** 2 / max(float(weights @ weights), 1e-12)
-        coherence = np.abs(numerator) ** 2 / (denominator * (weights @ r_power[learn]) + 1e-30)
+        coherence = np.abs(numerator) ** 2 / (denominator * (weights @ learn_r_power) + 1e-30)
         coherence = np.clip((coherence - 1 / effective) / max(1 - 1 / effective, 1e-6), 0.0, 1.0)
         coherence = np.convolve(coherence, np.ones(smooth) / smooth, mode="same")
         template = numerator / denominator * coherence**2
@@ -460,8 +452,8 @@ def measure_kit(
 ) -> tuple[dict[tuple[str, str], PairLags], dict[str, Consensus]]:
     """Per pair, every hit's shift against the pair's template; per close mic, its references' consensus.
 
-    Close mics are read only around their hits, each reference once around the hits of every close mic
-    it is paired with.
+    Close mics are read only around their hits, each reference around the hits of each close mic it is
+    paired with, one pair at a time.
     """
     sr = session.sr or 0
     pre, onset_pre = int(PRE_MS * 1e-3 * sr), int(ONSET_PRE_MS * 1e-3 * sr)
@@ -477,33 +469,18 @@ def measure_kit(
         close_onsets[c] = read_windows(session.track(c), hits[c].positions - onset_pre, onset_pre + posts[c])
         shaped = close_onsets[c][:, onset_pre - pre :] * taper(pre + posts[c], int(0.001 * sr), int(0.01 * sr))
         close_windows[c] = _until_next_hit(shaped, hits[c].positions, pre, guard=int(0.0005 * sr))
-    reference_windows: dict[tuple[str, str], np.ndarray] = {}
-    references = sorted({p.reference for p in layout.pairs if p.close in close_windows})
-    for i, reference in enumerate(references):
-        progress("Reading reference mics", i, len(references))
-        paired = [p.close for p in layout.pairs if p.reference == reference and p.close in close_windows]
-        starts = [hits[c].positions - pre + min_lag for c in paired]
-        lengths = [pre + posts[c] + max_lag - min_lag for c in paired]
-        together = read_windows(session.track(reference), np.concatenate(starts), max(lengths))
-        bounds = np.cumsum([0] + [len(x) for x in starts])
-        for c, lo, hi, n in zip(paired, bounds[:-1], bounds[1:], lengths, strict=True):
-            reference_windows[(c, reference)] = together[lo:hi, :n]
     lags: dict[tuple[str, str], PairLags] = {}
     agreed: dict[str, Consensus] = {}
-    pairs = [p for p in layout.pairs if (p.close, p.reference) in reference_windows]
-    spectra: dict[str, np.ndarray] = {}  # each close mic's windows transformed once for all its references
+    pairs = [p for p in layout.pairs if p.close in close_windows]
     for i, pair in enumerate(pairs):
         progress("Measuring per-hit lags", i, len(pairs))
-        windows = reference_windows.pop((pair.close, pair.reference))
-        if pair.close not in spectra:
-            size = pair_fft_size(close_windows[pair.close], windows, max_shift)
-            lo, hi = band_bins(size, sr, settings[pair.close].band)
-            spectra = {pair.close: band_spectrum(close_windows[pair.close], size, lo, hi)}
+        # the reference around this close mic's hits, read for this pair alone (memory: one pair's windows)
+        start = hits[pair.close].positions - pre + min_lag
+        windows = read_windows(session.track(pair.reference), start, pre + posts[pair.close] + max_lag - min_lag)
         lags[(pair.close, pair.reference)] = track_pair(
             close_windows[pair.close],
             windows,
             close_onsets=close_onsets[pair.close],
-            close_spectrum=spectra[pair.close],
             sr=sr,
             setting=settings[pair.close],
             min_lag=min_lag,
