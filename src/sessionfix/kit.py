@@ -372,7 +372,7 @@ def analyse_kit(
                 )
             )
     delays = _delay_findings(pairs, layout, roles)
-    pairs = _unexplained_early(pairs, {f.track for f in delays})
+    pairs = _unexplained_early(pairs, {f.track for f in delays if f.track})
     findings = _edit_findings(pairs, decided, tuple(edited), sr) + delays
     return KitAnalysis(
         layout=layout,
