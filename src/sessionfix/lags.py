@@ -472,21 +472,30 @@ def measure_kit(
     lags: dict[tuple[str, str], PairLags] = {}
     agreed: dict[str, Consensus] = {}
     pairs = [p for p in layout.pairs if p.close in close_windows]
-    for i, pair in enumerate(pairs):
-        progress("Measuring per-hit lags", i, len(pairs))
-        # the reference around this close mic's hits, read for this pair alone (memory: one pair's windows)
-        start = hits[pair.close].positions - pre + min_lag
-        windows = read_windows(session.track(pair.reference), start, pre + posts[pair.close] + max_lag - min_lag)
-        lags[(pair.close, pair.reference)] = track_pair(
-            close_windows[pair.close],
-            windows,
-            close_onsets=close_onsets[pair.close],
-            sr=sr,
-            setting=settings[pair.close],
-            min_lag=min_lag,
-            max_shift=max_shift,
-            min_confidence=params.min_confidence,
-        )
+    references = sorted({p.reference for p in pairs})
+    done = 0
+    for reference in references:
+        # each reference read once around the hits of every close mic it is paired with, its pairs measured,
+        # then let go: memory holds one reference's windows, not every reference's
+        paired = [p for p in pairs if p.reference == reference]
+        starts = [hits[p.close].positions - pre + min_lag for p in paired]
+        lengths = [pre + posts[p.close] + max_lag - min_lag for p in paired]
+        together = read_windows(session.track(reference), np.concatenate(starts), max(lengths))
+        bounds = np.cumsum([0] + [len(x) for x in starts])
+        for pair, lo, hi, n in zip(paired, bounds[:-1], bounds[1:], lengths, strict=True):
+            progress("Measuring per-hit lags", done, len(pairs))
+            done += 1
+            windows = together[lo:hi, :n]
+            lags[(pair.close, pair.reference)] = track_pair(
+                close_windows[pair.close],
+                windows,
+                close_onsets=close_onsets[pair.close],
+                sr=sr,
+                setting=settings[pair.close],
+                min_lag=min_lag,
+                max_shift=max_shift,
+                min_confidence=params.min_confidence,
+            )
     for c in closes:
         own = {p.reference: lags[(p.close, p.reference)] for p in pairs if p.close == c}
         if own:
