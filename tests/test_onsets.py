@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sessionfix.onsets import OnsetParams, detect_hits
+from sessionfix.onsets import Hits, OnsetParams, attribute_bleed, detect_hits
 
 SR = 48000
 
@@ -134,3 +134,27 @@ def test_a_one_mic_kit_gives_its_hits_and_its_beat(bpm: float, seed: int) -> Non
     assert np.median(np.abs(tempo.grid_error_s(kicks, division=1))) < 0.004
     assert {round(tempo.beat_in_bar(float(t))) % 4 for t in kicks[1:]} == {1, 3}
     assert {round(tempo.beat_in_bar(float(t) / SR)) % 4 for t in g.snare} == {2, 0}
+
+
+def test_a_mic_inside_the_other_kick_of_a_double_kit_keeps_no_hits() -> None:
+    # render_real.md: the second kick's inside mic hears the played kick 40-44 dB down and the rest of
+    # the kit further down still; a bottom snare mic hears its drum 10 dB below the top, ghosts included
+    sr = 48000
+    kicks = np.arange(40) * sr // 2
+    snares = kicks[::2] + sr // 4
+    ghosts = kicks[1::4] + sr // 8
+    snare_top = np.sort(np.concatenate((snares, ghosts)))
+    top_levels = np.where(np.isin(snare_top, ghosts), -38.0, -8.0)
+    hits = {
+        "Kick In.wav": Hits("Kick In.wav", kicks, np.full(40, -8.0)),
+        "Kick 2.wav": Hits(
+            "Kick 2.wav", np.sort(np.concatenate((kicks + 48, snares + 96))), np.full(60, -50.0)
+        ),
+        "Snare Top.wav": Hits("Snare Top.wav", snare_top, top_levels),
+        "Snare Bottom.wav": Hits("Snare Bottom.wav", snare_top + 60, top_levels - 10.0),
+    }
+    drum = {"Kick In.wav": "kick", "Kick 2.wav": "kick", "Snare Top.wav": "snare", "Snare Bottom.wav": "snare"}
+    kept = attribute_bleed(hits, drum, sr=sr)
+    assert len(kept["Kick 2.wav"]) == 0
+    assert len(kept["Kick In.wav"]) == 40
+    assert len(kept["Snare Top.wav"]) == len(kept["Snare Bottom.wav"]) == len(snare_top)  # ghosts kept on both
