@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ import soundfile as sf
 from make_fixtures import delay, edited_kit, snare
 
 from sessionfix import lags as lags_module
-from sessionfix.kit import KitParams, PairAnalysis, _unexplained_early
+from sessionfix.kit import KitParams, PairAnalysis, _stereo_pair_delays, _unexplained_early
 from sessionfix.lags import LAG_SETTINGS, PairLags, track_pair
 from sessionfix.pipeline import scan
+from sessionfix.roles import KitLayout
 
 SR = 48000
 BEAT = SR // 2  # 120 bpm
@@ -211,3 +213,26 @@ def test_a_reference_heard_before_its_close_mic_leaves_that_mics_lags_unknown() 
     # a close mic found delayed as a whole (every overhead early) keeps its lags: the finding explains them
     kept = _unexplained_early(pairs, delayed={"Tom 2.wav"})
     assert [p.natural_lag_ms for p in kept] == [0.0, -1.4, 8.6, 3.7]
+
+
+def _room_pair(close: str, lags: tuple[float, float]) -> list[PairAnalysis]:
+    return [_analysed_pair(close, "Room L.wav", lags[0]), _analysed_pair(close, "Room R.wav", lags[1])]
+
+
+def test_one_side_of_a_stereo_pair_heard_late_is_a_mic_delay() -> None:
+    # lags (ms) measured on a real kit whose Room R was delayed 6.0 ms (render_real.py global_delay):
+    # every close mic hears Room R later than Room L, by 2.6-7.7 ms as the drums sit left and right
+    lags = {"Floor Tom.wav": (11.52, 14.10), "Kick In.wav": (9.87, 15.83), "Snare Top.wav": (8.15, 15.83),
+            "Tom 1.wav": (8.48, 14.06)}
+    pairs = [_room_pair(c, both) for c, both in lags.items()]
+    pairs = [p for both in pairs for p in both]
+    layout = KitLayout(close=tuple(lags), references=("Room L.wav", "Room R.wav"), pairs=(), siblings=())
+    roles = {"Room L.wav": "room", "Room R.wav": "room"}
+    (finding,) = _stereo_pair_delays(pairs, layout, roles, flagged=set())
+    assert (finding.kind, finding.track) == ("mic_delay", "Room R.wav")
+    assert finding.value == pytest.approx(6.0, abs=0.5)
+    # the same kit untouched: the drums' own left-right differences cancel
+    natural = {"Floor Tom.wav": (11.48, 7.77), "Kick In.wav": (9.83, 9.76), "Snare Top.wav": (8.15, 8.10),
+               "Tom 1.wav": (5.12, 6.79)}
+    pairs = [p for c, both in natural.items() for p in _room_pair(c, both)]
+    assert _stereo_pair_delays(pairs, replace(layout, close=tuple(natural)), roles, flagged=set()) == []

@@ -35,7 +35,7 @@ from .findings import Finding
 from .grid import Tempo, estimate_tempo, straight_grid
 from .lags import Consensus, LagParams, PairLags, weighted_median
 from .onsets import Hits, MixHits, OnsetParams
-from .roles import KitLayout, Role, is_underside
+from .roles import KitLayout, Role, is_underside, normalise_name
 
 PairState = Literal["coherent", "constant_offset", "partially_quantised"]
 NaturalBasis = Literal["unmoved_hits", "geometry", "none"]
@@ -565,6 +565,7 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
                     f"allows: it is delayed by about {delay:.1f} ms (a latency-compensation or routing fault)",
                 )
             )
+    out += _stereo_pair_delays(pairs, layout, roles, flagged={f.track for f in out if f.track})
     for close in layout.close:
         measured = [
             p
@@ -587,6 +588,56 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
                 f"{_names([close])} is heard {-lag:.1f} ms after {_names([p.reference for p in overheads])}, "
                 "which no kit can do: the close mic is delayed (a latency or plug-in delay fault), by about "
                 f"{delay:.1f} ms for typical mic distances",
+            )
+        )
+    return out
+
+
+STEREO_PAIR_MS = 3.0  # the two mics of a stereo pair sit at one distance from the kit, within ~1 m: their
+# lags differ by less (0.0-0.8 ms, median over close mics, on the eval kits); a routing or plug-in delay
+# on one of them is 1.3-21 ms (64-1024 samples), and moves every close mic's difference the same way
+_SIDE_WORDS = {"l", "r", "left", "right", "lt", "rt"}
+
+
+def _stereo_pairs(references: tuple[str, ...], roles: dict[str, Role]) -> list[tuple[str, str]]:
+    """Reference mics named as the two sides of one pair ("Room L" / "Room R", "OH Left" / "OH Right")."""
+    by_key: dict[tuple[str, str], list[str]] = {}
+    for name in references:
+        words = normalise_name(name).split()
+        if any(w in _SIDE_WORDS for w in words):
+            key = " ".join(w for w in words if w not in _SIDE_WORDS)
+            by_key.setdefault((roles[name], key), []).append(name)
+    return [(a, b) for names in by_key.values() if len(names) == 2 for a, b in [sorted(names)]]
+
+
+def _stereo_pair_delays(
+    pairs: list[PairAnalysis], layout: KitLayout, roles: dict[str, Role], *, flagged: set[str]
+) -> list[Finding]:
+    """One mic of a stereo pair heard later than the other by more than a pair's placement allows (the
+    median over close mics), from most close mics: that mic is delayed. The difference of two lags from
+    one close mic does not depend on where its hits were played, so edited mics count too."""
+    out = []
+    for a, b in _stereo_pairs(layout.references, roles):
+        if a in flagged or b in flagged:
+            continue
+        lag = {(p.close, p.reference): p.natural_lag_ms for p in pairs if p.natural_lag_ms is not None}
+        differences = [lag[(c, a)] - lag[(c, b)] for c in layout.close if (c, a) in lag and (c, b) in lag]
+        if len(differences) < 2:
+            continue
+        # a drum nearer one side makes its own difference (up to a few ms on a spaced pair), the kit's
+        # drums on both sides cancel in the median; a delay moves every one the same way
+        difference = float(np.median(differences))
+        same_way = float(np.mean(np.sign(differences) == np.sign(difference))) >= 2 / 3
+        if abs(difference) <= STEREO_PAIR_MS or not same_way:
+            continue
+        late, early = (a, b) if difference > 0 else (b, a)
+        out.append(
+            _mic_delay(
+                late,
+                abs(difference),
+                f"{_names([late])} hears the kit {abs(difference):.1f} ms after {_names([early])}, its other side; "
+                "the two mics of a pair sit at one distance, so it is delayed (a latency-compensation or routing "
+                "fault)",
             )
         )
     return out
