@@ -139,7 +139,10 @@ def drum_tracks(kit: KitAnalysis, roles: dict[str, Role]) -> list[tuple[str, int
         if note is None:
             continue
         hits = kit.hits[name]
-        out.append((name, note, hits.positions, hits.levels_db))
+        # a stroke heard twice (an edit's flam) is one hit, as the report lists it
+        pair = next((p for p in kit.pairs if p.close == name), None)
+        strokes = ~pair.repeated if pair is not None else np.ones(len(hits), bool)
+        out.append((name, note, hits.positions[strokes], hits.levels_db[strokes]))
     return out
 
 

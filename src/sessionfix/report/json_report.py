@@ -51,7 +51,10 @@ def _pair(p: PairAnalysis, sr: int) -> dict[str, Any]:
                 "move_ms": _finite(float(move), 4),
                 "confidence": round(float(confidence), 3),
             }
-            for pos, lag, move, confidence in zip(p.positions, p.lags_ms, moves, p.confidence, strict=True)
+            for pos, lag, move, confidence, repeated in zip(
+                p.positions, p.lags_ms, moves, p.confidence, p.repeated, strict=True
+            )
+            if not repeated  # a stroke heard twice (an edit's flam) is one hit, listed once
         ],
     }
 
