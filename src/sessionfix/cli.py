@@ -506,7 +506,12 @@ def align_command(
         console.print(_coherence_table(result.before, result.after))
     left = at_or_above([f for f in result.after.kit.findings if f.kind == "partial_quantisation"], fail_on.value)
     if left:
-        console.print(f"Still incoherent after realignment: {', '.join(sorted({f.track or '' for f in left}))}")
+        console.print(
+            f"Still incoherent after realignment: {', '.join(sorted({f.track or '' for f in left}))}. "
+            f"Hits the references could not hear clearly "
+            f"through the rest of the kit (a crash on the beat) are measured once the rest is aligned: "
+            f"run align on {out} to move them."
+        )
     raise typer.Exit(EXIT_FINDINGS if left else EXIT_OK)
 
 

@@ -187,16 +187,17 @@ def _roles_by_audio(
     if not unnamed:
         return {}
     model = load_model()
-    audio = {
-        t.name: read(t, start=t.offset, frames=min(t.frames, int(FEATURE_SECONDS * t.sr)))
-        for t in session.tracks
-        if t.name in usable
-    }
-    context = session_context({name: attack_envelope(a, session.sr or 48000) for name, a in audio.items()})
+
+    def opening(t: Track) -> np.ndarray:
+        """The track's first FEATURE_SECONDS (read per use: memory holds one track's, not the session's)."""
+        return read(t, start=t.offset, frames=min(t.frames, int(FEATURE_SECONDS * t.sr)))
+
+    sr = session.sr or 48000
+    context = session_context({t.name: attack_envelope(opening(t), sr) for t in session.tracks if t.name in usable})
     features = {}
     for i, t in enumerate(unnamed):
         progress("Roles from audio", i, len(unnamed))
-        features[t.name] = track_features(audio[t.name], t.sr, context[t.name])
+        features[t.name] = track_features(opening(t), t.sr, context[t.name])
     return guess_roles(model, features, {name: c[1] for name, c in context.items()})
 
 
