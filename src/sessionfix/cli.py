@@ -508,9 +508,9 @@ def align_command(
     if left:
         console.print(
             f"Still incoherent after realignment: {', '.join(sorted({f.track or '' for f in left}))}. "
-            f"Hits the references could not hear clearly "
-            f"through the rest of the kit (a crash on the beat) are measured once the rest is aligned: "
-            f"run align on {out} to move them."
+            "Hits are left where they sit too close to a neighbour to cut between, or where the references "
+            "could not hear them through the rest of the kit (a crash on the beat): those are measured once "
+            f"the rest is aligned, so running align on {out} moves them."
         )
     raise typer.Exit(EXIT_FINDINGS if left else EXIT_OK)
 
