@@ -227,8 +227,8 @@ def guess_roles(
     """Per stem, the model's role and its probability. Then the physics the features only hint at:
     among the stems read as far mics (overhead or room), when their arrival times split with a gap of
     ROOM_AFTER_MS or more, the later ones are the room mics and the earlier ones the overheads, each
-    with the model's own probability of that role (the arrival is measured on the attacks' cross-
-    correlation, which can mislead: the model has to agree before a guess is used)."""
+    with the model's probability of a far mic (either role): the model tells a far mic from a close one,
+    the physics tells an overhead from a room, which the features only hint at."""
     out: dict[str, tuple[str, float]] = {}
     probabilities = {name: model.probabilities(row)[0] for name, row in features.items()}
     for name, p in probabilities.items():
@@ -240,10 +240,11 @@ def guess_roles(
         gaps = np.diff([arrival_ms[n] for n in ordered])
         k = int(np.argmax(gaps))
         if gaps[k] >= ROOM_AFTER_MS:
+            far_mic = [model.classes.index(r) for r in FAR_MICS]
             for i, name in enumerate(ordered):
+                # the model says it is a far mic (its probability of either), the arrival which one
                 role = "overhead" if i <= k else "room"
-                # the arrival decides which far mic; the model must still agree for the guess to be used
-                out[name] = (role, float(probabilities[name][model.classes.index(role)]))
+                out[name] = (role, float(probabilities[name][far_mic].sum()))
     return {name: (role, round(p, 2)) for name, (role, p) in out.items()}
 
 
