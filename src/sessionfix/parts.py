@@ -115,33 +115,34 @@ def _at_analysis_rate(signal: Audio, sr: int, lo: int, hi: int) -> np.ndarray:
     return y[lo - first * up : hi - first * up]
 
 
-def yin(signal: Audio, sr: int, *, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """f0 (Hz, NaN where unvoiced) and frame times (s) of a mono signal, 10 ms hop; computed YIN_CHUNK
-    frames at a time, each from its own stretch of the signal, so memory does not grow with the track."""
+def yin(signal: Audio, sr: int, *, threshold: float, hop: int = HOP) -> tuple[np.ndarray, np.ndarray]:
+    """f0 (Hz, NaN where unvoiced) and frame times (s) of a mono signal, every `hop` samples at
+    ANALYSIS_SR (10 ms); computed YIN_CHUNK frames at a time, each from its own stretch of the signal, so
+    memory does not grow with the track."""
     tau_max = int(ANALYSIS_SR / FMIN) + 2
     width = tau_max  # integration window: one period of the lowest note
     length = -(-len(signal) * ANALYSIS_SR // sr)  # samples at the analysis rate (resample_poly's count)
-    n_frames = max(0, (length - width - tau_max) // HOP)
+    n_frames = max(0, (length - width - tau_max) // hop)
     if not n_frames:
         return np.zeros(0), np.zeros(0)
     f0 = np.full(n_frames, np.nan)
     rms = np.zeros(n_frames)
     for lo in range(0, n_frames, YIN_CHUNK):
         hi = min(lo + YIN_CHUNK, n_frames)
-        x = _at_analysis_rate(signal, sr, lo * HOP, (hi - 1) * HOP + width + tau_max)
-        f0[lo:hi], rms[lo:hi] = _yin_frames(x, np.arange(hi - lo), tau_max, width, threshold)
+        x = _at_analysis_rate(signal, sr, lo * hop, (hi - 1) * hop + width + tau_max)
+        f0[lo:hi], rms[lo:hi] = _yin_frames(x, np.arange(hi - lo), tau_max, width, threshold, hop=hop)
     f0[rms < 10 ** (-50 / 20) * max(float(rms.max()), 1e-12)] = np.nan  # quieter than -50 dB of the peak
-    times = (np.arange(n_frames) * HOP + width / 2) / ANALYSIS_SR
+    times = (np.arange(n_frames) * hop + width / 2) / ANALYSIS_SR
     return f0, times
 
 
 def _yin_frames(
-    x: np.ndarray, frames_idx: np.ndarray, tau_max: int, width: int, threshold: float
+    x: np.ndarray, frames_idx: np.ndarray, tau_max: int, width: int, threshold: float, *, hop: int = HOP
 ) -> tuple[np.ndarray, np.ndarray]:
-    """YIN f0 and RMS of the frames starting at frames_idx * HOP."""
+    """YIN f0 and RMS of the frames starting at frames_idx * hop."""
     n = len(frames_idx)
     tau_min = int(ANALYSIS_SR / FMAX)
-    frames = x[frames_idx[:, None] * HOP + np.arange(width + tau_max)[None, :]]
+    frames = x[frames_idx[:, None] * hop + np.arange(width + tau_max)[None, :]]
     n_fft = sp_fft.next_fast_len(2 * (width + tau_max), real=True)
     spectrum = sp_fft.rfft(frames, n_fft, axis=1)
     head = sp_fft.rfft(frames[:, :width], n_fft, axis=1)

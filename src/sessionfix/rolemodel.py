@@ -106,12 +106,13 @@ def track_features(signal: np.ndarray, sr: int, context: tuple[float, ...] = (0.
     (`session_context`)."""
     import librosa
 
-    from .parts import PartsParams, yin
+    from .parts import HOP, PartsParams, yin
 
     x = np.asarray(signal, np.float32)[: int(FEATURE_SECONDS * sr)]
     if len(x) < MIN_SECONDS * sr or not np.any(x):
         return np.concatenate((np.zeros(len(FEATURES) - 3), context))
-    f0, _ = yin(x, sr, threshold=PartsParams().yin_threshold)
+    # a role needs the share of pitched frames and the typical pitch, not a contour: every 20 ms is ample
+    f0, _ = yin(x, sr, threshold=PartsParams().yin_threshold, hop=2 * HOP)
     voiced = np.isfinite(f0)
     voiced_share = float(voiced.mean()) if f0.size else 0.0
     f0_octaves = float(np.log2(np.median(f0[voiced]) / 55.0)) if voiced.sum() >= 10 else 0.0
