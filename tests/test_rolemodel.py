@@ -11,7 +11,15 @@ import soundfile as sf
 from make_fixtures import bass_part, kit_session
 
 from sessionfix.pipeline import scan
-from sessionfix.rolemodel import FEATURES, ModelError, load_model, models_folder, track_features
+from sessionfix.rolemodel import (
+    FEATURES,
+    ModelError,
+    RoleModel,
+    guess_roles,
+    load_model,
+    models_folder,
+    track_features,
+)
 
 SR = 48000
 
@@ -55,3 +63,24 @@ def test_the_name_wins_and_an_unnamed_bass_gets_its_role_from_audio(tmp_path: Pa
     assert role == "bass" and confidence >= 0.8
     # ...and it is analysed as the bass it is
     assert [p.track for p in result.parts.parts] == ["Audio 1_07.wav"]
+
+
+def test_far_mics_are_told_apart_by_their_arrival_at_the_model_s_far_mic_probability() -> None:
+    # a model that reads both far mics as overheads (0.6) rather than rooms (0.35), and a kick as a kick
+    classes = ("kick", "overhead", "room")
+    model = RoleModel(
+        classes=classes,
+        mean=np.zeros(1),
+        scale=np.ones(1),
+        weights=np.array([[4.0, 0.0, 0.0]]),
+        bias=np.log(np.array([0.05, 0.6, 0.35])),
+    )
+    features = {"Audio 1_01.wav": np.array([0.0]), "Audio 1_02.wav": np.array([0.0]), "Audio 1_03.wav": np.array([3.0])}
+    # the direct sound reaches _02 5.4 ms after _01 (a room 2 m behind the overheads)
+    guesses = guess_roles(model, features, {"Audio 1_01.wav": 3.1, "Audio 1_02.wav": 8.5, "Audio 1_03.wav": 0.0})
+    assert guesses["Audio 1_01.wav"] == ("overhead", 0.95)
+    assert guesses["Audio 1_02.wav"] == ("room", 0.95)  # the arrival says room; the model, a far mic
+    assert guesses["Audio 1_03.wav"][0] == "kick"
+    # arrivals that do not split (a stereo pair of overheads): the model's own guesses stand
+    same = guess_roles(model, features, {"Audio 1_01.wav": 3.1, "Audio 1_02.wav": 3.4, "Audio 1_03.wav": 0.0})
+    assert same["Audio 1_01.wav"] == same["Audio 1_02.wav"] == ("overhead", 0.6)
