@@ -617,10 +617,10 @@ def _stereo_pair_delays(
     median over close mics), from most close mics: that mic is delayed. The difference of two lags from
     one close mic does not depend on where its hits were played, so edited mics count too."""
     out = []
+    lag = {(p.close, p.reference): p.natural_lag_ms for p in pairs if p.natural_lag_ms is not None}
     for a, b in _stereo_pairs(layout.references, roles):
         if a in flagged or b in flagged:
             continue
-        lag = {(p.close, p.reference): p.natural_lag_ms for p in pairs if p.natural_lag_ms is not None}
         differences = [lag[(c, a)] - lag[(c, b)] for c in layout.close if (c, a) in lag and (c, b) in lag]
         if len(differences) < 2:
             continue

@@ -452,8 +452,8 @@ def measure_kit(
 ) -> tuple[dict[tuple[str, str], PairLags], dict[str, Consensus]]:
     """Per pair, every hit's shift against the pair's template; per close mic, its references' consensus.
 
-    Close mics are read only around their hits, each reference around the hits of each close mic it is
-    paired with, one pair at a time.
+    Close mics are read only around their hits; each reference once, around the hits of every close mic
+    it is paired with, its pairs measured and let go (memory holds one reference's windows).
     """
     sr = session.sr or 0
     pre, onset_pre = int(PRE_MS * 1e-3 * sr), int(ONSET_PRE_MS * 1e-3 * sr)

@@ -17,7 +17,7 @@ from scipy.signal import butter, find_peaks, sosfiltfilt
 
 from .parallel import map_ordered
 from .progress import Progress, quiet
-from .roles import KitLayout, Role, drum_key
+from .roles import SAME_DRUM_DB, KitLayout, Role, drum_key
 from .session import Audio, Session, Track, TrackAudio, windows
 
 # Band in which each instrument's own hits stand out from the kit's bleed, Hz.
@@ -399,10 +399,6 @@ def attribute_bleed(
                 left = np.flatnonzero(keep[a])
                 keep[a][left[_echoes(hits[a].positions[left], hits[b].positions[keep[b]], sr=sr)]] = False
     return {name: Hits(name, h.positions[keep[name]], h.levels_db[keep[name]]) for name, h in hits.items()}
-
-
-SAME_DRUM_DB = 30.0  # two mics on one drum hear its hits within this of each other (in/out, top/bottom:
-# 6-20 dB); a mic inside the other kick drum of a double kit hears them 40-44 dB down (render_real.md)
 
 
 def _far_below(a: Hits, b: Hits, window: int) -> np.ndarray:

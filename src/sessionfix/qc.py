@@ -22,7 +22,7 @@ from scipy.signal import find_peaks
 from .findings import Finding, Severity
 from .parallel import map_outcomes
 from .progress import Progress, quiet
-from .roles import KitLayout, is_underside
+from .roles import SAME_DRUM_DB, KitLayout, is_underside
 from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read_windows, sample_format
 
 T = TypeVar("T")
@@ -428,10 +428,6 @@ def polarity_votes(
         if abs(corr[k]) >= min_correlation:
             votes[i] = np.sign(corr[k])
     return votes
-
-
-SAME_DRUM_DB = 30.0  # two mics on one drum hear its hits within this of each other (in/out, top/bottom:
-# 6-20 dB); a mic inside the other kick drum of a double kit hears them 40-44 dB down (render_real.md)
 
 
 def _level_below_db(a: Track, b: Track, hits: np.ndarray, *, sr: int) -> float:

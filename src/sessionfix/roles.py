@@ -141,6 +141,10 @@ class KitLayout:
         )
 
 
+SAME_DRUM_DB = 30.0  # two mics on one drum hear its hits within this of each other (in/out, top/bottom:
+# 6-20 dB); a mic inside the other kick drum of a double kit hears them 40-44 dB down (render_real.md)
+
+
 def drum_key(name: str, role: Role) -> str:
     """Close mics on the same drum share a key: "Snare Top" and "Snr Btm" -> "snare"; toms by number."""
     if role != "tom":
