@@ -31,6 +31,7 @@ from sessionfix.cli import main as cli
 from sessionfix.pipeline import scan
 
 MATCH_S = 0.0015  # a reported hit within this of a truth hit (after the median offset) is that hit
+OFFSET_S = 0.015  # the median offset is taken over nearest hits this close: a sample's attack can build for ms
 
 
 def _truth_hits(truth: dict, close: str, instr: str) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +57,7 @@ def _match(reported_s: np.ndarray, truth_s: np.ndarray) -> np.ndarray:
         return np.full(len(truth_s), -1)
     nearest = np.abs(reported_s[None, :] - truth_s[:, None]).argmin(axis=1)
     offset = np.median(
-        (reported_s[nearest] - truth_s)[np.abs(reported_s[nearest] - truth_s) < 0.005] if len(truth_s) else 0
+        (reported_s[nearest] - truth_s)[np.abs(reported_s[nearest] - truth_s) < OFFSET_S] if len(truth_s) else 0
     )
     err = np.abs(reported_s[nearest] - offset - truth_s)
     return np.where(err < MATCH_S, nearest, -1)

@@ -11,7 +11,8 @@ import soundfile as sf
 from make_fixtures import delay, edited_kit, snare
 
 from sessionfix import lags as lags_module
-from sessionfix.kit import KitParams, PairAnalysis, _stereo_pair_delays, _unexplained_early
+from sessionfix.grid import Tempo
+from sessionfix.kit import KitParams, PairAnalysis, _quantised, _stereo_pair_delays, _unexplained_early
 from sessionfix.lags import LAG_SETTINGS, PairLags, track_pair
 from sessionfix.pipeline import scan
 from sessionfix.roles import KitLayout
@@ -222,8 +223,12 @@ def _room_pair(close: str, lags: tuple[float, float]) -> list[PairAnalysis]:
 def test_one_side_of_a_stereo_pair_heard_late_is_a_mic_delay() -> None:
     # lags (ms) measured on a real kit whose Room R was delayed 6.0 ms (render_real.py global_delay):
     # every close mic hears Room R later than Room L, by 2.6-7.7 ms as the drums sit left and right
-    lags = {"Floor Tom.wav": (11.52, 14.10), "Kick In.wav": (9.87, 15.83), "Snare Top.wav": (8.15, 15.83),
-            "Tom 1.wav": (8.48, 14.06)}
+    lags = {
+        "Floor Tom.wav": (11.52, 14.10),
+        "Kick In.wav": (9.87, 15.83),
+        "Snare Top.wav": (8.15, 15.83),
+        "Tom 1.wav": (8.48, 14.06),
+    }
     pairs = [_room_pair(c, both) for c, both in lags.items()]
     pairs = [p for both in pairs for p in both]
     layout = KitLayout(close=tuple(lags), references=("Room L.wav", "Room R.wav"), pairs=(), siblings=())
@@ -232,7 +237,30 @@ def test_one_side_of_a_stereo_pair_heard_late_is_a_mic_delay() -> None:
     assert (finding.kind, finding.track) == ("mic_delay", "Room R.wav")
     assert finding.value == pytest.approx(6.0, abs=0.5)
     # the same kit untouched: the drums' own left-right differences cancel
-    natural = {"Floor Tom.wav": (11.48, 7.77), "Kick In.wav": (9.83, 9.76), "Snare Top.wav": (8.15, 8.10),
-               "Tom 1.wav": (5.12, 6.79)}
+    natural = {
+        "Floor Tom.wav": (11.48, 7.77),
+        "Kick In.wav": (9.83, 9.76),
+        "Snare Top.wav": (8.15, 8.10),
+        "Tom 1.wav": (5.12, 6.79),
+    }
     pairs = [p for c, both in natural.items() for p in _room_pair(c, both)]
     assert _stereo_pair_delays(pairs, replace(layout, close=tuple(natural)), roles, flagged=set()) == []
+
+
+def test_a_quantise_at_80_percent_strength_is_seen_against_the_daws_lattice() -> None:
+    # render.py's drummer drifts (a slow wander of a few ms) as well as scattering each hit; a quantise at
+    # 80 % strength leaves every moved hit a fifth of its error off the grid, none on it. Against a beat
+    # map that follows the drift the moved hits come no closer; against the DAW's straight lattice they do
+    rng = np.random.default_rng(11)
+    step = 0.15  # s per sixteenth, 100 bpm
+    wander = np.zeros(640)
+    for i in range(1, 640):
+        wander[i] = 0.98 * wander[i - 1] + rng.normal(0, 0.0008)
+    grid = 1.0 + step * np.arange(0, 640, 4)
+    played = grid + wander[::4] + rng.normal(0, 0.007, len(grid))
+    now = np.where(np.abs(played - grid) < 0.003, played, grid + 0.2 * (played - grid))
+    positions = np.round(now * SR).astype(np.int64)
+    moves = (now - played) * SR
+    moved = np.abs(moves) > 0
+    drummer = Tempo(beat_times_s=tuple(1.0 + 4 * step * np.arange(160) + wander[::4]), meter=4, downbeat=0, end_s=100.0)
+    assert _quantised(positions, moves, moved, drummer, SR, KitParams())

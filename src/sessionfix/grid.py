@@ -276,25 +276,57 @@ def _densest_phase(times_s: np.ndarray, step: float, *, width: float) -> tuple[f
     return float(np.median(wrapped[best : best + counts[best]])), int(counts[best])
 
 
-def straight_grid(times_s: np.ndarray, *, bpm: float, end_s: float, meter: int = 4) -> Tempo | None:
-    """The straight sixteenth lattice a DAW quantises to, fitted to hits at about `bpm` (within 1 %).
+def lattice(times_s: np.ndarray, *, bpm: float, step_s: float | None = None) -> tuple[float, float, int, int] | None:
+    """The straight sixteenth lattice a DAW quantises to, fitted to hits at about `bpm` (within 1 %), or
+    with its step given (`step_s`): (step s, phase s, hits on it within 0.2 ms, hits within 1 ms).
 
     The period and phase that put the most hits within a millisecond of the lattice (quantised hits sit
-    on it to the sample; played ones scatter), then both by least squares on those hits. None with fewer
-    than 4 hits on it."""
+    on it; played ones scatter), then both (or the phase alone) by least squares on the hits within 2, 1,
+    0.5 and 0.2 ms of it while 4 are that close. Where fewer than 4 sit within 0.2 ms (a quantise below
+    full strength; a mic whose samples start a varying few tenths of a ms after the grid point) the fit
+    stops at the closest tolerance that keeps half of the hits within 2 ms: a fit to the few that happen
+    to sit closest gets the period wrong. None with fewer than 4 hits within 2 ms."""
     times = np.sort(np.asarray(times_s, float))
     if len(times) < 4:
         return None
-    steps = 60.0 / bpm / STEPS_PER_BEAT * np.linspace(0.99, 1.01, 201)
+    steps = np.array([step_s]) if step_s else 60.0 / bpm / STEPS_PER_BEAT * np.linspace(0.99, 1.01, 201)
     found = [_densest_phase(times, step, width=0.001) for step in steps]
     best = int(np.argmax([count for _, count in found]))
-    step, phase = float(steps[best]), found[best][0]
-    for tolerance in (0.002, 0.001, 0.0005, 0.0002):
-        k = np.round((times - phase) / step)
-        close = np.abs(times - (phase + k * step)) < tolerance
-        if close.sum() < 4:
-            return None
-        (phase, step), *_ = np.linalg.lstsq(np.vstack([np.ones(close.sum()), k[close]]).T, times[close], rcond=None)
+    start = float(steps[best]), found[best][0]
+
+    def fit(keep_half: bool) -> tuple[float, float, int]:
+        step, phase = start
+        within_2ms, on = 0, 0
+        for tolerance in (0.002, 0.001, 0.0005, 0.0002):
+            k = np.round((times - phase) / step)
+            close = np.abs(times - (phase + k * step)) < tolerance
+            on = int(close.sum())
+            within_2ms = within_2ms or on
+            if on < (max(4, within_2ms // 2) if keep_half else 4):
+                return step, phase, 0 if tolerance > 0.0002 else on
+            if step_s:
+                phase = float(np.mean(times[close] - k[close] * step))
+            else:
+                (phase, step), *_ = np.linalg.lstsq(np.vstack([np.ones(on), k[close]]).T, times[close], rcond=None)
+        return step, phase, on
+
+    step, phase, exact = fit(keep_half=False)
+    if exact < 4:
+        step, phase, _ = fit(keep_half=True)
+        exact = 0
+    k = np.round((times - phase) / step)
+    near = int(np.sum(np.abs(times - (phase + k * step)) < 0.001))
+    return (float(step), float(phase), exact, near) if near >= 4 or exact >= 4 else None
+
+
+def straight_grid(
+    times_s: np.ndarray, *, bpm: float, end_s: float, meter: int = 4, step_s: float | None = None
+) -> Tempo | None:
+    """The lattice of `lattice` as a Tempo (its step given, or fitted); None without 4 hits within 2 ms."""
+    fit = lattice(times_s, bpm=bpm, step_s=step_s)
+    if fit is None:
+        return None
+    step, phase, *_ = fit
     beat = STEPS_PER_BEAT * step
     first = phase - np.floor(phase / beat) * beat
     return Tempo.straight(bpm=60.0 / beat, first_beat_s=float(first), meter=meter, end_s=end_s)

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
-from scipy.special import pdtrc
+from scipy.special import bdtrc, pdtrc
 
 from .findings import Finding
-from .grid import Tempo, estimate_tempo, straight_grid
+from .grid import Tempo, estimate_tempo, lattice, straight_grid
 from .lags import Consensus, LagParams, PairLags, weighted_median
 from .onsets import Hits, MixHits, OnsetParams
 from .roles import KitLayout, Role, is_underside, normalise_name
@@ -73,6 +73,9 @@ class KitParams:
     cluster_p: float = 0.01  # the anchor must be this unlikely to be a chance cluster of moved hits
     min_hits: int = 8  # fewer measured hits cannot show a pattern nor place the direct sound
     toward_grid_share: float = 0.6  # share of moved hits that must have moved towards the grid
+    # ...and on a grid other than the drummer's beat map (the DAW's straight lattice, found on the hits
+    # themselves), a share this unlikely for hits that came nearer the grid by chance (a quarter of them)
+    lattice_p: float = 0.001
     onsets: OnsetParams = field(default_factory=OnsetParams)
     lags: LagParams = field(default_factory=LagParams)
 
@@ -203,8 +206,10 @@ def _analyse_close(
     tempo: Tempo | None,
     sr: int,
     params: KitParams,
+    lattice_step: float | None = None,
 ) -> _CloseMic:
-    """Which hits of one close mic moved, given the shift of its unmoved hits (`anchor`, samples)."""
+    """Which hits of one close mic moved, given the shift of its unmoved hits (`anchor`, samples).
+    `lattice_step` : the session's quantise lattice (s per sixteenth), when one mic shows it."""
     shifts = agreed.shift
     n_refs = len(agreed.references)
     min_move = max(params.noise_factor * _noise(agreed, sr), params.min_move_ms * 1e-3 * sr)
@@ -227,8 +232,7 @@ def _analyse_close(
         moved &= (agreed.agreeing >= max(2, n_refs - 1)) & (agreed.confidence >= typical)
     edited = bool(np.any(moved & stroke)) and int(np.sum(~np.isnan(shifts))) >= params.min_hits
     if edited and tempo is not None:
-        towards = _towards_grid(hits.positions, moves, moved & stroke, tempo, sr)
-        edited = towards >= params.toward_grid_share
+        edited = _quantised(hits.positions, moves, moved & stroke, tempo, sr, params, lattice_step)
     if not edited:
         moved = np.zeros(len(shifts), bool)
     return _CloseMic(anchor=anchor, basis=basis, moves=moves, moved=moved & stroke, repeated=repeated, edited=edited)
@@ -279,20 +283,63 @@ def _within_geometry(
     return clamped, clamped != anchor
 
 
-def _towards_grid(positions: np.ndarray, moves: np.ndarray, moved: np.ndarray, tempo: Tempo, sr: int) -> float:
-    """Share of moved hits that moved at least halfway from where they were played to the grid they were
-    quantised to.
+CHANCE_TOWARDS = 0.25  # share of hits moved at random (a bend, a misread) that come halfway to a grid
+
+
+def _quantised(
+    positions: np.ndarray,
+    moves: np.ndarray,
+    moved: np.ndarray,
+    tempo: Tempo,
+    sr: int,
+    params: KitParams,
+    step_s: float | None = None,
+) -> bool:
+    """Whether the moved hits moved towards the grid: at least `toward_grid_share` of them moved halfway
+    or more from where they were played to the grid they were quantised to.
 
     A quantise does that (all the way at full strength, 70-80% at the strengths engineers use); a drum
     sounding at the same moment bends a hit's lag by a fraction of a ms in either direction, which almost
-    never halves a human timing error of several ms. The grid is a DAW's: straight, at the song's tempo,
-    at the phase the mic's own hits share (its attacks sit a constant few ms after the grid point their
-    region was snapped to: a sampled kick's lead-in, the mic's distance).
+    never halves a human timing error of several ms. The grid is the drummer's beat map, or a DAW's
+    straight lattice (`straight_grid`: its step the mic's own, or the session's `step_s`, read on the mic
+    that shows it best), at the phase the mic's own hits share (its attacks sit a constant few ms after
+    the grid point their region was snapped to: a sampled kick's lead-in, the mic's distance). A beat
+    map that follows a drifting drummer hides a quantise below full strength; a lattice fitted to the
+    hits themselves can flatter a few, so there the share must also be improbable by chance
+    (binomial tail at CHANCE_TOWARDS below `lattice_p`, for the two lattices tried).
     """
-    grid = straight_grid(positions / sr, bpm=tempo.bpm, end_s=tempo.end_s) or tempo
-    now = grid.grid_error_s(positions[moved] / sr)
-    played = grid.grid_error_s((positions[moved] - moves[moved]) / sr)
-    return float(np.mean(np.abs(now) <= 0.5 * np.abs(played)))
+    now_s, played_s = positions[moved] / sr, (positions[moved] - moves[moved]) / sr
+    if not len(now_s):
+        return False
+
+    def came_closer(grid: Tempo) -> int:
+        return int(np.sum(np.abs(grid.grid_error_s(now_s)) <= 0.5 * np.abs(grid.grid_error_s(played_s))))
+
+    n = len(now_s)
+    if came_closer(tempo) >= params.toward_grid_share * n:
+        return True
+    lattices = [
+        straight_grid(positions / sr, bpm=tempo.bpm, end_s=tempo.end_s),
+        straight_grid(positions / sr, bpm=tempo.bpm, end_s=tempo.end_s, step_s=step_s) if step_s else None,
+    ]
+    for grid in lattices:
+        if grid is None:
+            continue
+        k = came_closer(grid)
+        if k >= params.toward_grid_share * n and 2 * bdtrc(k - 1, n, CHANCE_TOWARDS) <= params.lattice_p:
+            return True
+    return False
+
+
+def _session_lattice(hits: dict[str, Hits], tempo: Tempo | None, sr: int) -> float | None:
+    """The step (s per sixteenth) of the quantise lattice, from the close mic whose hits sit on it most
+    exactly (the most within 0.2 ms, else within 1 ms): a DAW quantises every edited track to one grid,
+    but a mic whose samples start a varying fraction of a ms after their grid point (a real kick's
+    velocity layers) does not show its period precisely on its own."""
+    if tempo is None:
+        return None
+    fits = [f for h in hits.values() if (f := lattice(h.positions / sr, bpm=tempo.bpm)) is not None]
+    return max(fits, key=lambda f: (f[2], f[3]))[0] if fits else None
 
 
 def _robust_spread(x: np.ndarray) -> float | None:
@@ -323,11 +370,12 @@ def analyse_kit(
     # first the close mics whose unmoved hits fix their natural lags; their unedited ones then give
     # each reference's distance to the kit, for the close mics whose every hit moved
     anchors = {name: _unmoved_anchor(agreed[name], sr=sr, params=params) for name in closes}
+    step = _session_lattice({name: hits[name] for name in closes}, tempo, sr)
     decided: dict[str, _CloseMic] = {}
     for name, unmoved in anchors.items():
         if unmoved is not None:
             decided[name] = _analyse_close(
-                hits[name], agreed[name], unmoved, "unmoved_hits", tempo=tempo, sr=sr, params=params
+                hits[name], agreed[name], unmoved, "unmoved_hits", tempo=tempo, sr=sr, params=params, lattice_step=step
             )
     geometry = _distances(own, agreed, decided, params)
     guesses = {
@@ -337,7 +385,9 @@ def analyse_kit(
     }
     for name, (anchor, basis, _) in guesses.items():
         anchor, basis = _from_sibling(name, anchor, basis, layout, hits, agreed, decided, guesses, sr)
-        decided[name] = _analyse_close(hits[name], agreed[name], anchor, basis, tempo=tempo, sr=sr, params=params)
+        decided[name] = _analyse_close(
+            hits[name], agreed[name], anchor, basis, tempo=tempo, sr=sr, params=params, lattice_step=step
+        )
     edited = [name for name in closes if decided[name].edited]
     for close in closes:
         c, mic = agreed[close], decided[close]

@@ -397,7 +397,8 @@ def attribute_bleed(
         for b in names:
             if a != b and drum_of[a] != drum_of[b]:
                 left = np.flatnonzero(keep[a])
-                keep[a][left[_echoes(hits[a].positions[left], hits[b].positions[keep[b]], sr=sr)]] = False
+                echoes = _echoes(hits[a].positions[left], hits[b].positions[keep[b]], sr=sr, after=window)
+                keep[a][left[echoes]] = False
     return {name: Hits(name, h.positions[keep[name]], h.levels_db[keep[name]]) for name, h in hits.items()}
 
 
@@ -418,16 +419,19 @@ ECHO_MAX_MS = 80.0  # another drum's stroke can set a mic's drum ringing, or rea
 ECHO_SHARE = 0.5  # ...and when this share of a mic's hits follow another mic's by one delay, they are its
 
 
-def _echoes(positions: np.ndarray, others: np.ndarray, *, sr: int) -> np.ndarray:
-    """Hits of one mic that follow another drum's hits by one fixed delay (within 1.5 ms): most of them do
-    only when that drum sets this one ringing or its bleed rises late in this mic's band. A mic's own
-    strokes follow another drum's at whatever delay the groove gives."""
+def _echoes(positions: np.ndarray, others: np.ndarray, *, sr: int, after: int) -> np.ndarray:
+    """Hits of one mic that follow another drum's hits by one fixed delay (within 1.5 ms) of more than
+    `after` samples: most of them do only when that drum sets this one ringing or its bleed rises late in
+    this mic's band. A mic's own strokes follow another drum's at whatever delay the groove gives. Hits
+    closer than `after` are one event heard on two mics, judged by their levels, not here: a mic that
+    hears only another drum's bleed (a tom never played) hears it at the same moment, and would
+    otherwise take that drum's hits from its own mic."""
     out = np.zeros(len(positions), bool)
     if len(positions) < 8 or not len(others):
         return out
     j = np.searchsorted(others, positions) - 1
     delay = np.where(j >= 0, positions - others[np.maximum(j, 0)], -1)
-    near = (delay > 0) & (delay <= ECHO_MAX_MS * 1e-3 * sr)
+    near = (delay > after) & (delay <= ECHO_MAX_MS * 1e-3 * sr)
     if near.sum() < ECHO_SHARE * len(positions):
         return out
     width = int(0.0015 * sr)
