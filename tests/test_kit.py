@@ -12,8 +12,16 @@ from make_fixtures import delay, edited_kit, snare
 
 from sessionfix import lags as lags_module
 from sessionfix.grid import Tempo
-from sessionfix.kit import KitParams, PairAnalysis, _quantised, _stereo_pair_delays, _unexplained_early
-from sessionfix.lags import LAG_SETTINGS, PairLags, track_pair
+from sessionfix.kit import (
+    KitParams,
+    PairAnalysis,
+    _analyse_close,
+    _quantised,
+    _stereo_pair_delays,
+    _unexplained_early,
+)
+from sessionfix.lags import LAG_SETTINGS, Consensus, PairLags, track_pair
+from sessionfix.onsets import Hits
 from sessionfix.pipeline import scan
 from sessionfix.roles import KitLayout
 
@@ -264,3 +272,32 @@ def test_a_quantise_at_80_percent_strength_is_seen_against_the_daws_lattice() ->
     moved = np.abs(moves) > 0
     drummer = Tempo(beat_times_s=tuple(1.0 + 4 * step * np.arange(160) + wander[::4]), meter=4, downbeat=0, end_s=100.0)
     assert _quantised(positions, moves, moved, drummer, SR, KitParams())
+
+
+def test_hits_explained_far_worse_than_the_typical_hit_are_not_moved() -> None:
+    # render.py's VariBreaks snare: its sample repeats its attack 16 ms later and its lead-in is found as a
+    # hit of its own; those hits' lags lock on the repeat (16.03 ms off on every one) and the template
+    # explains them at 0.3-0.4 against 0.98 for the others. They are not measured; nothing was edited
+    n = 40
+    positions = SR // 2 + np.arange(n, dtype=np.int64) * BEAT
+    shift = np.full(n, NATURAL)
+    confidence = np.full(n, 0.98)
+    misread = np.arange(n) % 3 == 1
+    shift[misread] += 0.01603 * SR
+    confidence[misread] = 0.38
+    agreed = Consensus(
+        references=("OH L.wav", "OH R.wav"),
+        shift=shift,
+        offsets=np.zeros(2),
+        pair_shifts=np.vstack((shift, shift)),
+        agreeing=np.full(n, 2),
+        confidence=confidence,
+        noise=0.5,
+    )
+    hits = Hits("Snare Top.wav", positions, np.full(n, -6.0))
+    mic = _analyse_close(hits, agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams())
+    assert not mic.edited and not mic.moved.any()
+    # the same hits explained as well as the others are an edit
+    agreed = replace(agreed, confidence=np.full(n, 0.98))
+    mic = _analyse_close(hits, agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams())
+    assert mic.edited and np.array_equal(mic.moved, misread)

@@ -217,7 +217,11 @@ def _analyse_close(
     # a stroke heard twice (an edit's flam, bleed just before a stroke) is the better-explained of the two
     repeated = _seen_twice(hits.positions, moves, agreed.confidence, int(params.same_stroke_ms * 1e-3 * sr))
     stroke = ~repeated
-    confirmed = (agreed.agreeing >= min(2, n_refs)) & ~np.isnan(moves)
+    # a hit explained less than half as well as the mic's typical hit (a sample's own lead-in found as a
+    # hit of its own, its lag locked on a repeat of the attack) is not measured well enough to be moved
+    measured = ~np.isnan(shifts)
+    typical = float(np.median(agreed.confidence[measured])) if measured.any() else 1.0
+    confirmed = (agreed.agreeing >= min(2, n_refs)) & measured & (agreed.confidence >= 0.5 * typical)
     if basis == "unmoved_hits":
         moved = confirmed & (np.abs(np.nan_to_num(moves)) > min_move)
     else:
@@ -227,7 +231,6 @@ def _analyse_close(
     if np.sum(moved & stroke) <= params.few_hits:
         # a few moved hits must stand on firm ground: moved by more than a drum sounding with them bends a
         # lag, seen by (nearly) every reference, and explained as well as the mic's typical hit
-        typical = float(np.median(agreed.confidence[~np.isnan(shifts)])) if (~np.isnan(shifts)).any() else 1.0
         moved &= np.abs(np.nan_to_num(moves)) > params.min_lone_move_ms * 1e-3 * sr
         moved &= (agreed.agreeing >= max(2, n_refs - 1)) & (agreed.confidence >= typical)
     edited = bool(np.any(moved & stroke)) and int(np.sum(~np.isnan(shifts))) >= params.min_hits
