@@ -216,12 +216,16 @@ def _analyse_close(
     moves = anchor - shifts
     # a stroke heard twice (an edit's flam, bleed just before a stroke) is the better-explained of the two
     repeated = _seen_twice(hits.positions, moves, agreed.confidence, int(params.same_stroke_ms * 1e-3 * sr))
-    stroke = ~repeated
     # a hit explained less than half as well as the mic's typical hit (a sample's own lead-in found as a
-    # hit of its own, its lag locked on a repeat of the attack) is not measured well enough to be moved
+    # hit of its own, its lag locked on a repeat of the attack) is not measured well enough: no move
     measured = ~np.isnan(shifts)
     typical = float(np.median(agreed.confidence[measured])) if measured.any() else 1.0
-    confirmed = (agreed.agreeing >= min(2, n_refs)) & measured & (agreed.confidence >= 0.5 * typical)
+    moves = np.where(agreed.confidence >= 0.5 * typical, moves, np.nan)
+    # ...and within `same_stroke_ms` of a hit that is measured, it is that stroke heard twice (no drum is
+    # struck twice so fast): listed once, as the measured hit
+    repeated |= np.isnan(moves) & _near_measured(hits.positions, moves, int(params.same_stroke_ms * 1e-3 * sr))
+    stroke = ~repeated
+    confirmed = (agreed.agreeing >= min(2, n_refs)) & ~np.isnan(moves)
     if basis == "unmoved_hits":
         moved = confirmed & (np.abs(np.nan_to_num(moves)) > min_move)
     else:
@@ -239,6 +243,16 @@ def _analyse_close(
     if not edited:
         moved = np.zeros(len(shifts), bool)
     return _CloseMic(anchor=anchor, basis=basis, moves=moves, moved=moved & stroke, repeated=repeated, edited=edited)
+
+
+def _near_measured(positions: np.ndarray, moves: np.ndarray, window: int) -> np.ndarray:
+    """Hits within `window` samples of another hit whose move is known."""
+    known = np.sort(positions[~np.isnan(moves)])
+    if not len(known):
+        return np.zeros(len(positions), bool)
+    j = np.clip(np.searchsorted(known, positions), 0, len(known) - 1)
+    nearest = np.minimum(np.abs(known[j] - positions), np.abs(known[np.maximum(j - 1, 0)] - positions))
+    return nearest < window
 
 
 def _seen_twice(positions: np.ndarray, moves: np.ndarray, confidence: np.ndarray, window: int) -> np.ndarray:
