@@ -224,6 +224,31 @@ def test_a_reference_heard_before_its_close_mic_leaves_that_mics_lags_unknown() 
     assert [p.natural_lag_ms for p in kept] == [0.0, -1.4, 8.6, 3.7]
 
 
+def test_an_overhead_masked_for_several_close_mics_leaves_only_its_own_lags_unknown() -> None:
+    # render_real.py, a crash on every bar at 140 bpm: OH L's direct sound reads -31.9 ms for the floor tom,
+    # -30.4 for the kick, -2.5 for the snare (truth 4.2 / 3.4 / 2.6); OH R and the rooms read right. The
+    # overhead's reading failed, not the close mics: only its pairs are unknown, and a stereo pair compared
+    # on them (OH R "5.6 ms after OH L") is no delay
+    lags = {
+        "Floor Tom.wav": (-31.9, 2.93),
+        "Kick In.wav": (-30.41, 2.59),
+        "Snare Top.wav": (-2.46, 3.18),
+        "Snare Bottom.wav": (-2.95, 0.95),
+        "Tom 1.wav": (2.54, 3.54),
+    }
+    pairs = [
+        p
+        for c, (left, right) in lags.items()
+        for p in (_analysed_pair(c, "OH L.wav", left), _analysed_pair(c, "OH R.wav", right))
+    ]
+    out = {(p.close, p.reference): p.natural_lag_ms for p in _unexplained_early(pairs, delayed=set())}
+    assert all(out[(c, "OH L.wav")] is None for c in lags if c != "Tom 1.wav")
+    assert all(out[(c, "OH R.wav")] == right for c, (_, right) in lags.items())
+    assert out[("Tom 1.wav", "OH L.wav")] == 2.54
+    layout = KitLayout(close=tuple(lags), references=("OH L.wav", "OH R.wav"), pairs=(), siblings=())
+    assert _stereo_pair_delays(pairs, layout, {"OH L.wav": "overhead", "OH R.wav": "overhead"}, flagged=set()) == []
+
+
 def _room_pair(close: str, lags: tuple[float, float]) -> list[PairAnalysis]:
     return [_analysed_pair(close, "Room L.wav", lags[0]), _analysed_pair(close, "Room R.wav", lags[1])]
 
@@ -324,3 +349,29 @@ def test_a_sample_s_lead_in_found_as_a_hit_is_listed_once_with_its_stroke() -> N
     hits = Hits("Snare Top.wav", positions, np.full(len(positions), -6.0))
     mic = _analyse_close(hits, agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams())
     assert np.array_equal(mic.repeated, lead_in) and not mic.edited
+
+
+def test_a_hit_placed_by_a_room_mic_alone_has_no_move() -> None:
+    # render_real.py at 190 bpm: ghost notes the overheads could not place, read on Room L alone, were 5-35 ms
+    # off (a reflection as strong as the direct sound); an overhead alone still places a hit
+    n = 12
+    positions = SR // 2 + np.arange(n, dtype=np.int64) * BEAT
+    shift = np.full(n, NATURAL)
+    pair_shifts = np.vstack((shift, shift, shift))
+    pair_shifts[:2, 3] = np.nan  # hit 3: the two overheads lost it, the room reads it 5 ms off
+    pair_shifts[1:, 7] = np.nan  # hit 7: only OH L reads it
+    shift[3] = NATURAL + 0.005 * SR
+    agreed = Consensus(
+        references=("OH L.wav", "OH R.wav", "Room L.wav"),
+        shift=shift,
+        offsets=np.zeros(3),
+        pair_shifts=pair_shifts,
+        agreeing=np.sum(~np.isnan(pair_shifts), axis=0),
+        confidence=np.full(n, 0.9),
+        noise=0.5,
+    )
+    hits = Hits("Snare Top.wav", positions, np.full(n, -6.0))
+    mic = _analyse_close(
+        hits, agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams(), rooms=(False, False, True)
+    )
+    assert np.isnan(mic.moves[3]) and mic.moves[7] == 0.0 and not mic.edited

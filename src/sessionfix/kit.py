@@ -207,9 +207,11 @@ def _analyse_close(
     sr: int,
     params: KitParams,
     lattice_step: float | None = None,
+    rooms: tuple[bool, ...] = (),
 ) -> _CloseMic:
     """Which hits of one close mic moved, given the shift of its unmoved hits (`anchor`, samples).
-    `lattice_step` : the session's quantise lattice (s per sixteenth), when one mic shows it."""
+    `lattice_step` : the session's quantise lattice (s per sixteenth), when one mic shows it. `rooms` :
+    per reference of `agreed`, whether it is a room mic."""
     shifts = agreed.shift
     n_refs = len(agreed.references)
     min_move = max(params.noise_factor * _noise(agreed, sr), params.min_move_ms * 1e-3 * sr)
@@ -221,6 +223,11 @@ def _analyse_close(
     measured = ~np.isnan(shifts)
     typical = float(np.median(agreed.confidence[measured])) if measured.any() else 1.0
     moves = np.where(agreed.confidence >= 0.5 * typical, moves, np.nan)
+    # a room hears reflections as strong as the direct sound: a hit only a room mic places is not placed
+    if any(rooms) and n_refs >= 2:
+        heard = ~np.isnan(agreed.pair_shifts)
+        only_rooms = ~heard[[not room for room in rooms]].any(axis=0)
+        moves = np.where(only_rooms & (agreed.agreeing < 2), np.nan, moves)
     # ...and within `same_stroke_ms` of a hit that is measured, it is that stroke heard twice (no drum is
     # struck twice so fast): listed once, as the measured hit
     repeated |= np.isnan(moves) & _near_measured(hits.positions, moves, int(params.same_stroke_ms * 1e-3 * sr))
@@ -392,7 +399,15 @@ def analyse_kit(
     for name, unmoved in anchors.items():
         if unmoved is not None:
             decided[name] = _analyse_close(
-                hits[name], agreed[name], unmoved, "unmoved_hits", tempo=tempo, sr=sr, params=params, lattice_step=step
+                hits[name],
+                agreed[name],
+                unmoved,
+                "unmoved_hits",
+                tempo=tempo,
+                sr=sr,
+                params=params,
+                lattice_step=step,
+                rooms=tuple(roles[r] == "room" for r in agreed[name].references),
             )
     geometry = _distances(own, agreed, decided, params)
     guesses = {
@@ -403,7 +418,15 @@ def analyse_kit(
     for name, (anchor, basis, _) in guesses.items():
         anchor, basis = _from_sibling(name, anchor, basis, layout, hits, agreed, decided, guesses, sr)
         decided[name] = _analyse_close(
-            hits[name], agreed[name], anchor, basis, tempo=tempo, sr=sr, params=params, lattice_step=step
+            hits[name],
+            agreed[name],
+            anchor,
+            basis,
+            tempo=tempo,
+            sr=sr,
+            params=params,
+            lattice_step=step,
+            rooms=tuple(roles[r] == "room" for r in agreed[name].references),
         )
     edited = [name for name in closes if decided[name].edited]
     for close in closes:
@@ -453,19 +476,28 @@ def analyse_kit(
 
 
 def _unexplained_early(pairs: list[PairAnalysis], delayed: set[str]) -> list[PairAnalysis]:
-    """Pairs whose reference hears the close mic's hits before the close mic does, beyond the
-    measurement's error, when no delay of that close mic explains it: no drum reaches an overhead or a
-    room before its own close mic, so those hits are not (only) the mic's drum (bleed of a louder drum
-    on a rarely played tom) and its natural lags cannot be measured, to any reference. They are left
-    unknown, not reported."""
-    unknown = {
-        p.close
+    """Natural lags left unknown where a reference hears a close mic's hits before the close mic does,
+    beyond the measurement's error, with no delay of that close mic to explain it: no drum reaches an
+    overhead or a room before its own close mic.
+
+    When one reference does so for two close mics or more, its own reading failed (a crash on every bar
+    masking the direct sound in that overhead): those pairs' lags are unknown. Otherwise the close mic's
+    hits are not (only) its drum (bleed of a louder drum on a rarely played tom): its natural lags cannot
+    be measured, to any reference. Unknown, not reported."""
+    early = [
+        p
         for p in pairs
         if p.natural_lag_ms is not None and p.natural_lag_ms < -EARLY_TOLERANCE_MS and p.close not in delayed
-    }
+    ]
+    closes_per_reference: dict[str, set[str]] = {}
+    for p in early:
+        closes_per_reference.setdefault(p.reference, set()).add(p.close)
+    failed = {reference for reference, closes in closes_per_reference.items() if len(closes) >= 2}
+    unknown_pairs = {(p.close, p.reference) for p in early if p.reference in failed}
+    unknown = {p.close for p in early if p.reference not in failed}
     out = []
     for p in pairs:
-        if p.close in unknown:
+        if p.close in unknown or (p.close, p.reference) in unknown_pairs:
             state: PairState = "partially_quantised" if p.state == "partially_quantised" else "coherent"
             p = replace(p, natural_lag_ms=None, state=state)
         out.append(p)
@@ -684,7 +716,12 @@ def _stereo_pair_delays(
     median over close mics), from most close mics: that mic is delayed. The difference of two lags from
     one close mic does not depend on where its hits were played, so edited mics count too."""
     out = []
-    lag = {(p.close, p.reference): p.natural_lag_ms for p in pairs if p.natural_lag_ms is not None}
+    # a lag below 0 is no arrival (a reading the reference's other sources masked): it says nothing of a delay
+    lag = {
+        (p.close, p.reference): p.natural_lag_ms
+        for p in pairs
+        if p.natural_lag_ms is not None and p.natural_lag_ms >= -EARLY_TOLERANCE_MS
+    }
     for a, b in _stereo_pairs(layout.references, roles):
         if a in flagged or b in flagged:
             continue
