@@ -34,7 +34,7 @@ from scipy.special import bdtrc, pdtrc
 from .findings import Finding
 from .grid import Tempo, estimate_tempo, lattice, straight_grid
 from .lags import Consensus, LagParams, PairLags, weighted_median
-from .onsets import Hits, MixHits, OnsetParams
+from .onsets import LOUD_DB, Hits, MixHits, OnsetParams
 from .roles import KitLayout, Role, is_underside, normalise_name
 
 PairState = Literal["coherent", "constant_offset", "partially_quantised"]
@@ -241,9 +241,12 @@ def _analyse_close(
         moved = confirmed if spread > min_move else np.zeros(len(shifts), bool)
     if np.sum(moved & stroke) <= params.few_hits:
         # a few moved hits must stand on firm ground: moved by more than a drum sounding with them bends a
-        # lag, seen by (nearly) every reference, and explained as well as the mic's typical hit
+        # lag, seen by (nearly) every reference, explained as well as the mic's typical hit, and strokes of
+        # the mic's own drum at its loud level (a quieter event on a rarely played tom's mic is as likely
+        # another drum's bleed or its sympathetic ring, whose lag is not the drum's)
+        loud = hits.levels_db >= (np.percentile(hits.levels_db, 98) if len(hits) else 0.0) - LOUD_DB
         moved &= np.abs(np.nan_to_num(moves)) > params.min_lone_move_ms * 1e-3 * sr
-        moved &= (agreed.agreeing >= max(2, n_refs - 1)) & (agreed.confidence >= typical)
+        moved &= (agreed.agreeing >= max(2, n_refs - 1)) & (agreed.confidence >= typical) & loud
     edited = bool(np.any(moved & stroke)) and int(np.sum(~np.isnan(shifts))) >= params.min_hits
     if edited and tempo is not None:
         edited = _quantised(hits.positions, moves, moved & stroke, tempo, sr, params, lattice_step)
