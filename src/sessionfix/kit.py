@@ -398,6 +398,7 @@ def analyse_kit(
     # each reference's distance to the kit, for the close mics whose every hit moved
     anchors = {name: _unmoved_anchor(agreed[name], sr=sr, params=params) for name in closes}
     step = _session_lattice({name: hits[name] for name in closes}, tempo, sr)
+    rooms = {name: tuple(roles[r] == "room" for r in agreed[name].references) for name in closes}
     decided: dict[str, _CloseMic] = {}
     for name, unmoved in anchors.items():
         if unmoved is not None:
@@ -410,7 +411,7 @@ def analyse_kit(
                 sr=sr,
                 params=params,
                 lattice_step=step,
-                rooms=tuple(roles[r] == "room" for r in agreed[name].references),
+                rooms=rooms[name],
             )
     geometry = _distances(own, agreed, decided, params)
     guesses = {
@@ -429,7 +430,7 @@ def analyse_kit(
             sr=sr,
             params=params,
             lattice_step=step,
-            rooms=tuple(roles[r] == "room" for r in agreed[name].references),
+            rooms=rooms[name],
         )
     edited = [name for name in closes if decided[name].edited]
     for close in closes:
