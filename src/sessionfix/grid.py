@@ -303,7 +303,7 @@ def lattice(times_s: np.ndarray, *, bpm: float, step_s: float | None = None) -> 
             on = int(close.sum())
             within_2ms = within_2ms or on
             if on < (max(4, within_2ms // 2) if keep_half else 4):
-                return step, phase, 0 if tolerance > 0.0002 else on
+                return step, phase, 0  # stopped short of 0.2 ms: not on the lattice
             if step_s:
                 phase = float(np.mean(times[close] - k[close] * step))
             else:
@@ -311,9 +311,8 @@ def lattice(times_s: np.ndarray, *, bpm: float, step_s: float | None = None) -> 
         return step, phase, on
 
     step, phase, exact = fit(keep_half=False)
-    if exact < 4:
+    if not exact:
         step, phase, _ = fit(keep_half=True)
-        exact = 0
     k = np.round((times - phase) / step)
     near = int(np.sum(np.abs(times - (phase + k * step)) < 0.001))
     return (float(step), float(phase), exact, near) if near >= 4 or exact >= 4 else None

@@ -244,7 +244,7 @@ def _analyse_close(
         # lag, seen by (nearly) every reference, explained as well as the mic's typical hit, and strokes of
         # the mic's own drum at its loud level (a quieter event on a rarely played tom's mic is as likely
         # another drum's bleed or its sympathetic ring, whose lag is not the drum's)
-        loud = hits.levels_db >= (np.percentile(hits.levels_db, 98) if len(hits) else 0.0) - LOUD_DB
+        loud = hits.levels_db >= hits.loud_db - LOUD_DB
         moved &= np.abs(np.nan_to_num(moves)) > params.min_lone_move_ms * 1e-3 * sr
         moved &= (agreed.agreeing >= max(2, n_refs - 1)) & (agreed.confidence >= typical) & loud
     edited = bool(np.any(moved & stroke)) and int(np.sum(~np.isnan(shifts))) >= params.min_hits

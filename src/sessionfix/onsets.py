@@ -80,6 +80,11 @@ class Hits:
     def __len__(self) -> int:
         return len(self.positions)
 
+    @property
+    def loud_db(self) -> float:
+        """The mic's loud level, dB: the 98th percentile of its hits' levels (its own drum's strokes)."""
+        return float(np.percentile(self.levels_db, 98)) if len(self) else 0.0
+
 
 def band_filter(signal: np.ndarray, sr: int, band: tuple[float, float]) -> np.ndarray:
     """Zero-phase band-pass (4th order Butterworth, applied forwards and backwards)."""
@@ -369,7 +374,7 @@ def attribute_bleed(
     follow another drum's by one fixed delay loses those (`_echoes`).
     """
     window = int(window_ms * 1e-3 * sr)
-    typical = {name: float(np.percentile(h.levels_db, 98)) if len(h) else 0.0 for name, h in hits.items()}
+    typical = {name: h.loud_db for name, h in hits.items()}
     keep = {name: np.ones(len(h), bool) for name, h in hits.items()}
     names = sorted(hits)
     for a in names:  # two mics named for one drum: one that hears its hits SAME_DRUM_DB down is not on it
