@@ -76,6 +76,7 @@ TEMPLATE_HITS = 128  # hits a template is learnt from
 # On real kits (16-mic recordings, kick/snare/tom x overheads/rooms) this is within 0.3 ms of the
 # isolated samples' direct-path delay in most pairs, 1.3 ms at worst (a soft kick in an overhead).
 ONSET_FRACTION, STRONG_FRACTION, QUIET_FRACTION = 0.2, 0.3, 0.05
+QUIET_BEFORE = 0.1  # a hit starts from quiet: its close mic 20 dB below the hit's peak 10-5 ms before the attack
 DIRECT_HITS = 64  # hits whose envelopes place the direct sound (every k-th one of a longer song)
 COHERENCE_SMOOTH_HZ = 50.0  # bins averaged when weighting by coherence: ~40 hits give a noisy estimate
 
@@ -290,9 +291,10 @@ def _direct_lag(
     as a column of the reference window (add `min_lag` for the lag). `close_onsets` start ONSET_PRE_MS
     before the attack, the reference windows PRE_MS before it.
 
-    Each hit's envelope in the onset band, normalised to its peak; the median over hits (a cymbal or a
-    flam in one hit does not move it); the arrival is where the median first rises ONSET_FRACTION of
-    the way from the floor before the hit to its peak. The close mic's attack is found the same way,
+    Each hit's envelope in the onset band, normalised to its peak; the median over the hits that start
+    from quiet (QUIET_BEFORE; NaN when fewer than three do), so a cymbal or a flam in one hit does not
+    move it; the arrival is where the median first rises ONSET_FRACTION of the way from the floor before
+    the hit to its peak. The close mic's attack is found the same way,
     so the filter's own delay cancels.
     """
     if use.sum() < 3:
@@ -310,6 +312,12 @@ def _direct_lag(
     close_env /= close_env.max(axis=1, keepdims=True) + 1e-20
     reference_env /= reference_env.max(axis=1, keepdims=True) + 1e-20
     floor_span = max(1, int(0.005 * sr))
+    # only a sound that starts at the close mic has an arrival to place: a hit whose mic was already
+    # sounding (a swell in another drum's bleed, a tom ringing on) is read against whatever started it
+    quiet = np.median(close_env[:, :floor_span], axis=1) <= QUIET_BEFORE
+    if quiet.sum() < 3:
+        return float("nan")
+    close_env, reference_env = close_env[quiet], reference_env[quiet]
     close_onset = _first_rise(np.median(close_env, axis=0), floor_span=floor_span)
     reference_onset = _first_rise(np.median(reference_env, axis=0), floor_span=floor_span)
     return reference_onset - (close_onset - int(ONSET_PRE_MS * 1e-3 * sr) + int(PRE_MS * 1e-3 * sr))
