@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sessionfix.onsets import Hits, OnsetParams, attribute_bleed, detect_hits
+from sessionfix.onsets import Hits, OnsetParams, _refine, _refine_all, attribute_bleed, detect_hits
 
 SR = 48000
 
@@ -179,3 +179,15 @@ def test_a_tom_mic_that_hears_only_the_kick_does_not_take_the_kick_hits() -> Non
     }
     kept = attribute_bleed(ringing, {"Kick In.wav": "kick", "Tom 2.wav": "tom"}, sr=sr)
     assert len(kept["Kick In.wav"]) == 40 and len(kept["Tom 2.wav"]) == 0
+
+
+def test_attacks_refined_in_batches_are_placed_as_one_at_a_time() -> None:
+    """The batched attack refinement reads windows a batch at a time; every attack lands on the sample the
+    one-window-at-a-time rule gives, at the file's ends (windows cut short) and in silence too."""
+    rng = np.random.default_rng(5)
+    signal = np.zeros(3 * SR)
+    for at in rng.integers(0, 3 * SR - 2000, 40):
+        signal[at : at + 2000] += rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300)
+    coarse = np.concatenate(([0, 5, 200, 3 * SR - 1, 3 * SR - 100], rng.integers(0, 3 * SR, 600)))
+    one_at_a_time = [_refine(signal, int(c), SR, 0.05) for c in coarse]
+    assert list(_refine_all(signal, coarse, SR, 0.05)) == one_at_a_time

@@ -406,7 +406,12 @@ def read(track: Track, *, start: int | None = None, frames: int | None = None, m
             fh.seek(lo - track.offset)
             got = fh.read(hi - lo, dtype="float32", always_2d=True)
         out[lo - start : lo - start + len(got)] = got
-    return out.mean(axis=1) if mono else out
+    return _mono(out) if mono else out
+
+
+def _mono(frames: np.ndarray) -> np.ndarray:
+    """The mean of the channels of (samples, channels) audio; a mono file's one channel as it is."""
+    return frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1)
 
 
 def read_windows(track: Track, starts: np.ndarray, frames: int) -> np.ndarray:
@@ -430,7 +435,7 @@ def read_windows(track: Track, starts: np.ndarray, frames: int) -> np.ndarray:
                 continue
             fh.seek(lo - track.offset)
             span = np.zeros(last - first, dtype=np.float32)
-            span[lo - first : hi - first] = fh.read(hi - lo, dtype="float32", always_2d=True).mean(axis=1)
+            span[lo - first : hi - first] = _mono(fh.read(hi - lo, dtype="float32", always_2d=True))
             for g in group:
                 start = int(ordered[g]) - first
                 out[order[g]] = span[start : start + frames]
