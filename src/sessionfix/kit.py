@@ -217,7 +217,11 @@ def _analyse_close(
     min_move = max(params.noise_factor * _noise(agreed, sr), params.min_move_ms * 1e-3 * sr)
     moves = anchor - shifts
     # a stroke heard twice (an edit's flam, bleed just before a stroke) is the better-explained of the two
-    repeated = _seen_twice(hits.positions, moves, agreed.confidence, int(params.same_stroke_ms * 1e-3 * sr))
+    same_stroke = int(params.same_stroke_ms * 1e-3 * sr)
+    repeated = _seen_twice(hits.positions, moves, agreed.confidence, same_stroke)
+    # ...and two hits found that close together on the mic are one stroke too, whatever lags they read
+    # (an edit point's copy of the attack 6 ms ahead of it, its lag misread by 18 ms)
+    repeated |= _seen_twice(hits.positions, np.where(np.isnan(moves), np.nan, 0.0), agreed.confidence, same_stroke)
     # a hit explained less than half as well as the mic's typical hit (a sample's own lead-in found as a
     # hit of its own, its lag locked on a repeat of the attack) is not measured well enough: no move
     measured = ~np.isnan(shifts)
@@ -230,7 +234,7 @@ def _analyse_close(
         moves = np.where(only_rooms & (agreed.agreeing < 2), np.nan, moves)
     # ...and within `same_stroke_ms` of a hit that is measured, it is that stroke heard twice (no drum is
     # struck twice so fast): listed once, as the measured hit
-    repeated |= np.isnan(moves) & _near_measured(hits.positions, moves, int(params.same_stroke_ms * 1e-3 * sr))
+    repeated |= np.isnan(moves) & _near_measured(hits.positions, moves, same_stroke)
     stroke = ~repeated
     confirmed = (agreed.agreeing >= min(2, n_refs)) & ~np.isnan(moves)
     if basis == "unmoved_hits":
