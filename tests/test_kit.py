@@ -16,6 +16,8 @@ from sessionfix.kit import (
     KitParams,
     PairAnalysis,
     _analyse_close,
+    _farther_than_the_kit,
+    _geometric_anchor,
     _quantised,
     _stereo_pair_delays,
     _unexplained_early,
@@ -460,3 +462,46 @@ def test_a_copy_of_an_attack_just_ahead_of_it_is_the_stroke_seen_twice() -> None
     mic = _analyse_close(hits, agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams())
     assert np.array_equal(mic.repeated, copy)
     assert not mic.moved.any() and not mic.edited
+
+
+def test_unmoved_hits_that_put_a_drum_outside_the_kit_do_not_anchor_it() -> None:
+    # BJA_Pacific partial_cut in a reverberant room: every snare hit moved, and a cluster of hits sharing a
+    # move read as the unmoved ones put the snare 19.9 ms from OH L, 25.2 from Room L, where the unedited
+    # tom is 2.8 and 8.1 ms away: the snare would be 17 ms farther from every mic than the tom, in a kit
+    # ~1.5 m wide. A delayed overhead (late for every drum) is a reference's fault, not the anchor's.
+    ms = SR / 1e3
+    references = ("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")
+    geometry = dict(zip(references, np.array([2.76, 2.72, 8.09, 8.06]) * ms, strict=True))
+
+    def pairs(lags_ms: list[float]) -> list[tuple[str, PairLags]]:
+        return [
+            (r, PairLags(np.zeros(3), np.ones(3), lag * ms, np.zeros((3, 1), np.float32)))
+            for r, lag in zip(references, lags_ms, strict=True)
+        ]
+
+    offsets = np.zeros(4)
+    assert _farther_than_the_kit(pairs([19.89, 19.41, 25.24, 25.46]), offsets, 0.0, geometry, sr=SR)
+    assert not _farther_than_the_kit(pairs([3.4, 3.4, 7.54, 7.54]), offsets, 0.0, geometry, sr=SR)
+    assert not _farther_than_the_kit(pairs([14.7, 3.4, 7.54, 7.54]), offsets, 0.0, geometry, sr=SR)  # OH L late
+    assert _farther_than_the_kit(pairs([3.4, 3.4, 7.54, 7.54]), offsets, 17.0 * ms, geometry, sr=SR)
+
+
+def test_references_that_place_a_drum_farther_apart_than_a_kit_leave_its_natural_lags_unknown() -> None:
+    # ForzeeStereo partial_cut (every snare hit moved, a ride over the snare at the overheads): taken at the
+    # unedited mics' distances, the snare's references put it 13.8 ms apart; its natural lags are unknown
+    # (a Room R "delay" came of them), where references that agree within a kit's size give the geometry
+    ms = SR / 1e3
+    references = ("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")
+    roles = {"OH L.wav": "overhead", "OH R.wav": "overhead", "Room L.wav": "room", "Room R.wav": "room"}
+    geometry = dict(zip(references, np.array([3.4, 3.4, 7.5, 7.5]) * ms, strict=True))
+
+    def pairs(direct_ms: list[float]) -> list[tuple[str, PairLags]]:
+        return [
+            (r, PairLags(np.zeros(3), np.ones(3), lag * ms, np.zeros((3, 1), np.float32)))
+            for r, lag in zip(references, direct_ms, strict=True)
+        ]
+
+    _, basis, spread = _geometric_anchor(pairs([0.4, -22.0, 4.5, -9.0]), np.zeros(4), geometry, roles=roles, sr=SR)
+    assert basis == "none" and spread / ms > 5
+    anchor, basis, _ = _geometric_anchor(pairs([0.4, 0.9, 4.5, 4.1]), np.zeros(4), geometry, roles=roles, sr=SR)
+    assert basis == "geometry" and anchor / ms == pytest.approx(3.05, abs=0.3)

@@ -47,6 +47,7 @@ MAX_PLAUSIBLE_LAG_MS: dict[str, float] = {"overhead": 8.0, "room": 30.0}
 # on the real kits measured), a room pair ~2.8 m away (~8 ms).
 NOMINAL_LAG_MS: dict[str, float] = {"overhead": 3.0, "room": 8.0}
 EARLY_TOLERANCE_MS = 0.5  # a direct lag this far below 0 is beyond the measurement's error: a late close mic
+KIT_SPREAD_MS = 5.0  # the drums of a kit lie within ~1.5 m of each other: their lags to one mic differ by less
 # The references' implied delays of a late close mic agree within this: the spread of real overhead and
 # room distances around their nominal lags.
 DELAY_AGREEMENT_MS = 4.0
@@ -194,6 +195,10 @@ def _geometric_anchor(
     anchor = weighted_median(np.array(candidates), np.array(weights))
     disagreement = float(np.median(np.abs(np.array(candidates) - anchor)))
     anchor, _ = _within_geometry(anchor, pairs, offsets, roles=roles, sr=sr)
+    if disagreement > KIT_SPREAD_MS * 1e-3 * sr:
+        # the references place this drum farther apart than a kit is wide: their direct sounds are not
+        # this drum's (a ride over the snare); its natural lags stay unknown, its moves relative
+        return anchor, "none", disagreement
     return anchor, "geometry", disagreement
 
 
@@ -417,7 +422,14 @@ def analyse_kit(
                 lattice_step=step,
                 rooms=rooms[name],
             )
-    geometry = _distances(own, agreed, decided, params)
+    geometry = _distances(own, agreed, decided, params, roles=roles, sr=sr)
+    # an edited mic whose "unmoved" hits would put its drum farther from every reference than the other
+    # drums by more than a kit's size allows is not anchored by them: they are moved hits that happen to
+    # share a move (every hit of a partial_cut moved); its moves are read from the geometry instead
+    for name, mic in list(decided.items()):
+        if mic.edited and _farther_than_the_kit(own[name], agreed[name].offsets, mic.anchor, geometry, sr=sr):
+            del decided[name]
+            anchors[name] = None
     guesses = {
         name: _geometric_anchor(own[name], agreed[name].offsets, geometry, roles=roles, sr=sr)
         for name, unmoved in anchors.items()
@@ -562,16 +574,37 @@ def _distances(
     agreed: dict[str, Consensus],
     decided: dict[str, _CloseMic],
     params: KitParams,
+    *,
+    roles: dict[str, Role],
+    sr: int,
 ) -> dict[str, float]:
-    """Per reference, the median natural lag (samples) of the unedited close mics whose unmoved hits fix it."""
+    """Per reference, the median natural lag (samples) of the unedited close mics whose unmoved hits fix it,
+    among those within what the reference's distance allows (a tom mic that hears only other drums' bleed
+    can read -30 ms)."""
     lags: dict[str, list[float]] = {}
     for close, mic in decided.items():
         if mic.edited or mic.basis != "unmoved_hits":
             continue
         for (reference, p), offset in zip(own[close], agreed[close].offsets, strict=True):
-            if np.isfinite(p.direct_lag) and p.measured.sum() >= params.min_hits:
-                lags.setdefault(reference, []).append(p.direct_lag + offset + mic.anchor)
+            lag = p.direct_lag + offset + mic.anchor
+            if not (np.isfinite(lag) and p.measured.sum() >= params.min_hits):
+                continue
+            if -EARLY_TOLERANCE_MS <= lag * 1e3 / sr <= MAX_PLAUSIBLE_LAG_MS.get(roles[reference], 30.0):
+                lags.setdefault(reference, []).append(lag)
     return {reference: float(np.median(v)) for reference, v in lags.items()}
+
+
+def _farther_than_the_kit(
+    pairs: list[tuple[str, PairLags]], offsets: np.ndarray, anchor: float, geometry: dict[str, float], *, sr: int
+) -> bool:
+    """Whether `anchor` (samples) puts the close mic's natural lag above the unedited close mics' (`geometry`)
+    by more than KIT_SPREAD_MS on every reference (two or more) that both measure."""
+    excess = [
+        p.direct_lag + offset + anchor - geometry[reference]
+        for (reference, p), offset in zip(pairs, offsets, strict=True)
+        if reference in geometry and np.isfinite(p.direct_lag)
+    ]
+    return len(excess) >= 2 and min(excess) > KIT_SPREAD_MS * 1e-3 * sr
 
 
 def _implausible(natural_ms: float, reference_role: str) -> bool:
