@@ -16,6 +16,8 @@ from sessionfix.kit import (
     KitParams,
     PairAnalysis,
     _analyse_close,
+    _CloseMic,
+    _distances,
     _farther_than_the_kit,
     _geometric_anchor,
     _quantised,
@@ -505,3 +507,42 @@ def test_references_that_place_a_drum_farther_apart_than_a_kit_leave_its_natural
     assert basis == "none" and spread / ms > 5
     anchor, basis, _ = _geometric_anchor(pairs([0.4, 0.9, 4.5, 4.1]), np.zeros(4), geometry, roles=roles, sr=SR)
     assert basis == "geometry" and anchor / ms == pytest.approx(3.05, abs=0.3)
+
+
+def test_a_tom_mic_read_from_bleed_gives_no_distance_to_the_kit() -> None:
+    # ForzeeStereo: two tom mics that hear only other drums' bleed read OH L -31.7 ms; as the kit's distance
+    # to OH L that put every edited drum 31 ms off. Only lags a reference's distance allows make the geometry.
+    ms = SR / 1e3
+    hits = 12
+
+    def agreed_for(direct_ms: dict[str, float]) -> tuple[list[tuple[str, PairLags]], Consensus]:
+        refs = tuple(direct_ms)
+        pairs = [
+            (r, PairLags(np.zeros(hits), np.ones(hits), d * ms, np.zeros((hits, 1), np.float32)))
+            for r, d in direct_ms.items()
+        ]
+        consensus = Consensus(
+            refs,
+            np.zeros(hits),
+            np.zeros(len(refs)),
+            np.zeros((len(refs), hits)),
+            np.full(hits, len(refs)),
+            np.ones(hits),
+            0.5,
+        )
+        return pairs, consensus
+
+    mic = _CloseMic(
+        anchor=0.0,
+        basis="unmoved_hits",
+        moves=np.zeros(hits),
+        moved=np.zeros(hits, bool),
+        repeated=np.zeros(hits, bool),
+        edited=False,
+    )
+    own, agreed = {}, {}
+    own["Tom 1.wav"], agreed["Tom 1.wav"] = agreed_for({"OH L.wav": -31.7, "Room L.wav": -31.5})
+    own["Tom 2.wav"], agreed["Tom 2.wav"] = agreed_for({"OH L.wav": 3.3, "Room L.wav": 7.7})
+    roles = {"OH L.wav": "overhead", "Room L.wav": "room"}
+    geometry = _distances(own, agreed, {"Tom 1.wav": mic, "Tom 2.wav": mic}, KitParams(), roles=roles, sr=SR)
+    assert geometry["OH L.wav"] / ms == pytest.approx(3.3) and geometry["Room L.wav"] / ms == pytest.approx(7.7)
