@@ -427,7 +427,9 @@ def analyse_kit(
     # drums by more than a kit's size allows is not anchored by them: they are moved hits that happen to
     # share a move (every hit of a partial_cut moved); its moves are read from the geometry instead
     for name, mic in list(decided.items()):
-        if mic.edited and _farther_than_the_kit(own[name], agreed[name].offsets, mic.anchor, geometry, sr=sr):
+        if mic.edited and _farther_than_the_kit(
+            own[name], agreed[name].offsets, mic.anchor, geometry, roles=roles, sr=sr
+        ):
             del decided[name]
             anchors[name] = None
     guesses = {
@@ -595,16 +597,25 @@ def _distances(
 
 
 def _farther_than_the_kit(
-    pairs: list[tuple[str, PairLags]], offsets: np.ndarray, anchor: float, geometry: dict[str, float], *, sr: int
+    pairs: list[tuple[str, PairLags]],
+    offsets: np.ndarray,
+    anchor: float,
+    geometry: dict[str, float],
+    *,
+    roles: dict[str, Role],
+    sr: int,
 ) -> bool:
     """Whether `anchor` (samples) puts the close mic's natural lag above the unedited close mics' (`geometry`)
-    by more than KIT_SPREAD_MS on every reference (two or more) that both measure."""
-    excess = [
-        p.direct_lag + offset + anchor - geometry[reference]
+    by more than KIT_SPREAD_MS on every overhead that both measure (a room's direct sound, weaker than its
+    reflections, is read less surely), or on every reference, two or more, where no overhead does."""
+    excess = {
+        reference: p.direct_lag + offset + anchor - geometry[reference]
         for (reference, p), offset in zip(pairs, offsets, strict=True)
         if reference in geometry and np.isfinite(p.direct_lag)
-    ]
-    return len(excess) >= 2 and min(excess) > KIT_SPREAD_MS * 1e-3 * sr
+    }
+    overheads = [e for reference, e in excess.items() if roles[reference] == "overhead"]
+    judged = overheads or (list(excess.values()) if len(excess) >= 2 else [])
+    return bool(judged) and min(judged) > KIT_SPREAD_MS * 1e-3 * sr
 
 
 def _implausible(natural_ms: float, reference_role: str) -> bool:
