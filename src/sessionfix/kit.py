@@ -423,7 +423,7 @@ def analyse_kit(
                 rooms=rooms[name],
             )
     geometry = _distances(own, agreed, decided, params, roles=roles, sr=sr)
-    # an edited mic whose "unmoved" hits would put its drum farther from every reference than the other
+    # an edited mic whose "unmoved" hits would put its drum farther from the overheads than the other
     # drums by more than a kit's size allows is not anchored by them: they are moved hits that happen to
     # share a move (every hit of a partial_cut moved); its moves are read from the geometry instead
     for name, mic in list(decided.items()):

@@ -294,8 +294,7 @@ def _direct_lag(
     Each hit's envelope in the onset band, normalised to its peak; the median over the hits that start
     from quiet (QUIET_BEFORE; NaN when fewer than three do), so a cymbal or a flam in one hit does not
     move it; the arrival is where the median first rises ONSET_FRACTION of the way from the floor before
-    the hit to its peak. The close mic's attack is found the same way,
-    so the filter's own delay cancels.
+    the hit to its peak. The close mic's attack is found the same way, so the filter's own delay cancels.
     """
     if use.sum() < 3:
         use = np.ones(len(shifts), bool)
