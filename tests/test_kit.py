@@ -97,6 +97,20 @@ def test_a_coherent_kit_is_left_alone(tmp_path: Path) -> None:
     assert pair.natural_lag_ms == pytest.approx(NATURAL / SR * 1e3, abs=0.15)
 
 
+def _measure_pair(close: np.ndarray, reference: np.ndarray, onsets: np.ndarray, setting, min_lag: int) -> PairLags:
+    """`track_pair` with the settings the kit analysis uses at 48 kHz (30 ms moves, confidence 0.3)."""
+    return track_pair(
+        close,
+        reference,
+        close_onsets=onsets,
+        sr=SR,
+        setting=setting,
+        min_lag=min_lag,
+        max_shift=1440,
+        min_confidence=0.3,
+    )
+
+
 def _alternating_pair(base_lag: float, fraction: float, hits: int = 20) -> PairLags:
     """Identical snare hits; the reference hears the even ones `base_lag` samples after the close mic and
     the odd ones `base_lag + fraction` samples after it."""
@@ -114,16 +128,7 @@ def _alternating_pair(base_lag: float, fraction: float, hits: int = 20) -> PairL
         [0.4 * delay(track, base_lag + (fraction if i % 2 else 0.0))[at - pre + min_lag : end] for i in range(hits)]
     )
     reference += 1e-3 * rng.standard_normal(reference.shape)  # each hit's own room noise
-    return track_pair(
-        close,
-        reference,
-        close_onsets=onsets,
-        sr=SR,
-        setting=setting,
-        min_lag=min_lag,
-        max_shift=1440,
-        min_confidence=0.3,
-    )
+    return _measure_pair(close, reference, onsets, setting, min_lag)
 
 
 @pytest.mark.parametrize(("base_lag", "fraction"), [(0.0, 0.37), (17.25, 0.5), (163.3, 0.11), (1000.9, 0.83)])
@@ -336,24 +341,32 @@ def test_hits_explained_far_worse_than_the_typical_hit_are_not_moved() -> None:
     assert mic.edited and np.array_equal(mic.moved, misread)
 
 
+def _strokes_with_early_hits(
+    n: int, every: int, ahead_s: float, misread_s: float, confidence: tuple[float, float], references: int
+) -> tuple[np.ndarray, np.ndarray, Consensus]:
+    """Strokes on every beat and, before every `every`-th, one more hit `ahead_s` earlier whose lag is read
+    `misread_s` late; (positions, which are the early hits, their consensus). `confidence`: (early, strokes)."""
+    strokes = SR // 2 + np.arange(n, dtype=np.int64) * BEAT
+    positions = np.sort(np.concatenate((strokes, strokes[::every] - int(ahead_s * SR))))
+    early = ~np.isin(positions, strokes)
+    shift = np.where(early, NATURAL + misread_s * SR, NATURAL)
+    agreed = Consensus(
+        references=("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")[:references],
+        shift=shift,
+        offsets=np.zeros(references),
+        pair_shifts=np.vstack([shift] * references),
+        agreeing=np.full(len(positions), references),
+        confidence=np.where(early, *confidence),
+        noise=0.5,
+    )
+    return positions, early, agreed
+
+
 def test_a_sample_s_lead_in_found_as_a_hit_is_listed_once_with_its_stroke() -> None:
     # VariBreaks' snare: a lead-in 4 ms before the attack is found as a hit of its own, explained at 0.38
     # against 0.98 (here before every third stroke); no drum is struck twice in 8 ms, so it is the stroke
     # heard twice, listed as the stroke
-    n = 30
-    strokes = SR // 2 + np.arange(n, dtype=np.int64) * BEAT
-    positions = np.sort(np.concatenate((strokes, strokes[::3] - int(0.004 * SR))))
-    lead_in = ~np.isin(positions, strokes)
-    shift = np.where(lead_in, NATURAL + 0.01603 * SR, NATURAL)
-    agreed = Consensus(
-        references=("OH L.wav", "OH R.wav"),
-        shift=shift,
-        offsets=np.zeros(2),
-        pair_shifts=np.vstack((shift, shift)),
-        agreeing=np.full(len(positions), 2),
-        confidence=np.where(lead_in, 0.38, 0.98),
-        noise=0.5,
-    )
+    positions, lead_in, agreed = _strokes_with_early_hits(30, 3, 0.004, 0.01603, (0.38, 0.98), 2)
     hits = Hits("Snare Top.wav", positions, np.full(len(positions), -6.0))
     mic = _analyse_close(hits, agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams())
     assert np.array_equal(mic.repeated, lead_in) and not mic.edited
@@ -428,16 +441,7 @@ def test_a_swell_in_a_sound_already_on_the_close_mic_places_no_direct_sound() ->
     onsets = np.tile(close_track[at - onset_pre : at + post], (hits, 1))
     reference = np.tile(0.4 * reference_track[at - pre + min_lag : at + post + int(0.045 * SR)], (hits, 1))
     reference += 1e-3 * rng.standard_normal(reference.shape)
-    pair = track_pair(
-        close,
-        reference,
-        close_onsets=onsets,
-        sr=SR,
-        setting=setting,
-        min_lag=min_lag,
-        max_shift=1440,
-        min_confidence=0.3,
-    )
+    pair = _measure_pair(close, reference, onsets, setting, min_lag)
     assert np.isnan(pair.direct_lag)
     assert np.all(np.abs(pair.shifts) < 0.05)  # the hits still line up with each other: moves stay measurable
 
@@ -446,20 +450,7 @@ def test_a_copy_of_an_attack_just_ahead_of_it_is_the_stroke_seen_twice() -> None
     # The Black Pearl, group_quantised at 150 bpm: at four edit points the kick mic has a quieter copy of
     # the attack 6 ms ahead of the stroke, explained at 0.70 (0.97 for the strokes) and its lag misread by
     # 18.5 ms; played where its misread move puts it, it was 12.5 ms from the stroke and counted as moved
-    n = 40
-    strokes = SR // 2 + np.arange(n, dtype=np.int64) * BEAT
-    positions = np.sort(np.concatenate((strokes, strokes[::10] - int(0.006 * SR))))
-    copy = ~np.isin(positions, strokes)
-    shift = np.where(copy, NATURAL + 0.0185 * SR, NATURAL)
-    agreed = Consensus(
-        references=("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav"),
-        shift=shift,
-        offsets=np.zeros(4),
-        pair_shifts=np.vstack([shift] * 4),
-        agreeing=np.full(len(positions), 4),
-        confidence=np.where(copy, 0.70, 0.97),
-        noise=0.5,
-    )
+    positions, copy, agreed = _strokes_with_early_hits(40, 10, 0.006, 0.0185, (0.70, 0.97), 4)
     hits = Hits("Kick In.wav", positions, np.where(copy, -19.0, -11.5))
     mic = _analyse_close(hits, agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams())
     assert np.array_equal(mic.repeated, copy)
