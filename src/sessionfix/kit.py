@@ -344,7 +344,8 @@ def _quantised(
     hits themselves can flatter a few, so there the share must also be improbable by chance
     (binomial tail at CHANCE_TOWARDS below `lattice_p`, for the two lattices tried).
     """
-    now_s, played_s = positions[moved] / sr, (positions[moved] - moves[moved]) / sr
+    snapped = moved & ~_inside_a_moved_region(positions, moves, moved, sr)
+    now_s, played_s = positions[snapped] / sr, (positions[snapped] - moves[snapped]) / sr
     if not len(now_s):
         return False
 
@@ -365,6 +366,22 @@ def _quantised(
         if k >= params.toward_grid_share * n and 2 * bdtrc(k - 1, n, CHANCE_TOWARDS) <= params.lattice_p:
             return True
     return False
+
+
+REGION_MS = 80.0  # a sample's repeat of its attack, a flam or a ring, moved with its stroke, comes this soon
+SAME_REGION_MS = 2.0  # ...and reads the stroke's move to within this (its lag read on a different sound)
+
+
+def _inside_a_moved_region(positions: np.ndarray, moves: np.ndarray, moved: np.ndarray, sr: int) -> np.ndarray:
+    """Moved hits that follow another moved hit within REGION_MS by the same move (within SAME_REGION_MS):
+    a quantise snaps each region by its first transient and carries the rest of the region along (an
+    electronic kick's repeat of its attack 79 ms later), so only the first is where the grid put it."""
+    index = np.flatnonzero(moved)
+    inside = np.zeros(len(positions), bool)
+    for previous, current in zip(index[:-1], index[1:], strict=True):
+        close_by = positions[current] - positions[previous] <= REGION_MS * 1e-3 * sr
+        inside[current] = close_by and abs(moves[current] - moves[previous]) <= SAME_REGION_MS * 1e-3 * sr
+    return inside
 
 
 def _session_lattice(hits: dict[str, Hits], tempo: Tempo | None, sr: int) -> float | None:
