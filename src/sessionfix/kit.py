@@ -608,7 +608,7 @@ def _distances(
             lag = p.direct_lag + offset + mic.anchor
             if not (np.isfinite(lag) and p.measured.sum() >= params.min_hits):
                 continue
-            if -EARLY_TOLERANCE_MS <= lag * 1e3 / sr <= MAX_PLAUSIBLE_LAG_MS.get(roles[reference], 30.0):
+            if not _implausible(lag * 1e3 / sr, roles[reference]):
                 lags.setdefault(reference, []).append(lag)
     return {reference: float(np.median(v)) for reference, v in lags.items()}
 
