@@ -47,7 +47,10 @@ clean:
 	  demo-scan.json demo-report.html demo-aligned
 
 # Retrain models/roles-v1.npz from renders anyone can make (see models/roles-v1.md). EVAL_PYTHON must
-# have the renderers' needs (../shared/eval/setup.sh); REAL may name render_real.py renders to add.
+# have the renderers' needs (../shared/eval/setup.sh); KIT_GIT is a local git copy of
+# github.com/sfzinstruments/DrumGizmo.MuldjordKit (three render_real.py sessions are made from it);
+# REAL may name more render_real.py renders to add.
 EVAL_PYTHON ?= /tmp/sessionfix-eval-venv/bin/python
 models: $(RUN)
-	$(BIN)/python models/train_roles.py --eval-python $(EVAL_PYTHON) $(if $(REAL),--real $(REAL),)
+	$(BIN)/python models/train_roles.py --eval-python $(EVAL_PYTHON) $(if $(KIT_GIT),--kit-git $(KIT_GIT),) \
+	  $(if $(REAL),--real $(REAL),)

@@ -1,14 +1,15 @@
 """Train the role model (models/roles-v1.npz) from renders anyone can make, reproducibly.
 
-    python models/train_roles.py --eval-python PY [--cache DIR] [--real RENDER ...]
+    python models/train_roles.py --eval-python PY [--cache DIR] [--kit-git DIR] [--real RENDER ...]
 
 PY is a Python with the renderers' needs (../shared/eval/setup.sh makes one: mido, fluidsynth, the
 Debian hydrogen-drumkits and FluidR3 GM soundfont). Training sessions: ../shared/eval/render.py with the
 hydrogen kits below (never BJA_Pacific, ColomboAcousticDrumkit or Millo_MultiLayered2: they are kept for
 evaluation), two seeds and tempos each, and render_parts.py's bass, guitar and voice (FluidR3) on
-every one; --real adds render_real.py sessions (DrumGizmo MuldjordKit). Labels are the roles the
-renders' own track names give (sessionfix.roles). Prints leave-one-kit-out accuracy per class (the
-model card's figures), then fits on everything and writes the model and its registry entry.
+every one; --kit-git (a local git copy of github.com/sfzinstruments/DrumGizmo.MuldjordKit) adds three
+render_real.py natural sessions of that kit with the same parts, --real any render_real.py renders.
+Labels are the roles the renders' own track names give (sessionfix.roles). Prints leave-one-kit-out
+accuracy per class (the model card's figures), then fits on everything and writes the model and its registry entry.
 """
 
 from __future__ import annotations
@@ -27,7 +28,18 @@ from sessionfix.roles import assign_roles
 
 HERE = Path(__file__).resolve().parent
 EVAL = HERE.parent.parent / "shared" / "eval"
-TRAINING_KITS = ("The Black Pearl 1.0", "rumpf_kit_z01_h2", "Millo-Drums_v.1", "Millo_MultiLayered3", "Audiophob")
+TRAINING_KITS = (
+    "The Black Pearl 1.0",
+    "rumpf_kit_z01_h2",
+    "Millo-Drums_v.1",
+    "Millo_MultiLayered3",
+    "Audiophob",
+    "ElectricEmpireKit",
+    "ForzeeStereo",
+    "HardElectro1",
+    "VariBreaks",
+)
+REAL_RENDERS = ((301, 96.0), (302, 120.0), (303, 144.0))  # render_real.py natural sessions: seed, bpm
 CLASSES = ("kick", "snare", "tom", "hihat", "overhead", "room", "bass", "guitar", "vocal")
 
 
@@ -65,6 +77,24 @@ def render_all(python: str, cache: Path) -> list[tuple[str, Path]]:
     return out
 
 
+def render_real_all(python: str, cache: Path, kit_git: Path) -> list[tuple[str, Path]]:
+    """(source, session folder) of the render_real.py training sessions, made once into `cache`."""
+    out = []
+    for seed, bpm in REAL_RENDERS:
+        folder = cache / f"MuldjordKit-{seed}"
+        if not (folder / "truth.json").exists():
+            run = [python, str(EVAL / "render_real.py"), "--out", str(folder), "--scenario", "natural"]
+            run += ["--seed", str(seed), "--tempo", str(bpm), "--kit-git", str(kit_git)]
+            subprocess.run(run, check=True, capture_output=True)
+            subprocess.run(
+                [python, str(EVAL / "render_parts.py"), str(folder), "--seed", str(seed)],
+                check=True,
+                capture_output=True,
+            )
+        out.append(("MuldjordKit", folder / "session"))
+    return out
+
+
 def examples(sessions: list[tuple[str, Path]]) -> tuple[np.ndarray, list[str], list[str]]:
     rows, labels, sources = [], [], []
     for source, folder in sessions:
@@ -88,9 +118,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--eval-python", required=True)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/sessionfix-role-renders"))
+    ap.add_argument("--kit-git", type=Path, help="a local git copy of the DrumGizmo MuldjordKit repository")
     ap.add_argument("--real", type=Path, nargs="*", default=[], help="render_real.py renders (folders)")
     args = ap.parse_args()
-    sessions = render_all(args.eval_python, args.cache) + [("MuldjordKit", r / "session") for r in args.real]
+    sessions = render_all(args.eval_python, args.cache)
+    if args.kit_git:
+        sessions += render_real_all(args.eval_python, args.cache, args.kit_git)
+    sessions += [("MuldjordKit", r / "session") for r in args.real]
     x, y, sources = examples(sessions)
     print(f"{len(y)} tracks from {len(set(sources))} kits: {dict(Counter(y))}", file=sys.stderr)
     right: Counter[str] = Counter()
