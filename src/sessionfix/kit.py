@@ -523,6 +523,20 @@ def _unexplained_early(pairs: list[PairAnalysis], delayed: set[str]) -> list[Pai
     masking the direct sound in that overhead): those pairs' lags are unknown. Otherwise the close mic's
     hits are not (only) its drum (bleed of a louder drum on a rarely played tom): its natural lags cannot
     be measured, to any reference. Unknown, not reported."""
+    unknown, unknown_pairs = _early_readings(pairs, delayed)
+    out = []
+    for p in pairs:
+        if p.close in unknown or (p.close, p.reference) in unknown_pairs:
+            state: PairState = "partially_quantised" if p.state == "partially_quantised" else "coherent"
+            p = replace(p, natural_lag_ms=None, state=state)
+        out.append(p)
+    return out
+
+
+def _early_readings(pairs: list[PairAnalysis], delayed: set[str]) -> tuple[set[str], set[tuple[str, str]]]:
+    """Close mics whose hits are not (only) their drum, and (close, reference) pairs whose reference's
+    reading failed, from the natural lags a reference hears before the close mic (beyond the error; close
+    mics in `delayed` excepted): see `_unexplained_early`."""
     early = [
         p
         for p in pairs
@@ -533,14 +547,7 @@ def _unexplained_early(pairs: list[PairAnalysis], delayed: set[str]) -> list[Pai
         closes_per_reference.setdefault(p.reference, set()).add(p.close)
     failed = {reference for reference, closes in closes_per_reference.items() if len(closes) >= 2}
     unknown_pairs = {(p.close, p.reference) for p in early if p.reference in failed}
-    unknown = {p.close for p in early if p.reference not in failed}
-    out = []
-    for p in pairs:
-        if p.close in unknown or (p.close, p.reference) in unknown_pairs:
-            state: PairState = "partially_quantised" if p.state == "partially_quantised" else "coherent"
-            p = replace(p, natural_lag_ms=None, state=state)
-        out.append(p)
-    return out
+    return {p.close for p in early if p.reference not in failed}, unknown_pairs
 
 
 def _from_sibling(
@@ -716,9 +723,18 @@ def _edit_findings(
 def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[str, Role]) -> list[Finding]:
     """A reference late against most close mics; a close mic heard after an overhead."""
     out: list[Finding] = []
+    # a close mic some reference hears before it does (beyond the error, and not that reference's failed
+    # reading) has hits that are not (only) its drum, or is late itself: its lags say nothing of a
+    # reference's delay
+    early, _ = _early_readings(pairs, set())
     for ref in layout.references:
         own = [
-            p for p in pairs if p.reference == ref and p.natural_lag_ms is not None and p.state != "partially_quantised"
+            p
+            for p in pairs
+            if p.reference == ref
+            and p.natural_lag_ms is not None
+            and p.state != "partially_quantised"
+            and p.close not in early
         ]
         far = MAX_PLAUSIBLE_LAG_MS.get(roles[ref], 30.0)
         late = [p for p in own if (p.natural_lag_ms or 0.0) > far]
@@ -733,7 +749,7 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
                     f"allows: it is delayed by about {delay:.1f} ms (a latency-compensation or routing fault)",
                 )
             )
-    out += _stereo_pair_delays(pairs, layout, roles, flagged={f.track for f in out if f.track})
+    out += _stereo_pair_delays(pairs, layout, roles, flagged={f.track for f in out if f.track}, early=early)
     for close in layout.close:
         measured = [
             p
@@ -779,17 +795,23 @@ def _stereo_pairs(references: tuple[str, ...], roles: dict[str, Role]) -> list[t
 
 
 def _stereo_pair_delays(
-    pairs: list[PairAnalysis], layout: KitLayout, roles: dict[str, Role], *, flagged: set[str]
+    pairs: list[PairAnalysis],
+    layout: KitLayout,
+    roles: dict[str, Role],
+    *,
+    flagged: set[str],
+    early: set[str],
 ) -> list[Finding]:
     """One mic of a stereo pair heard later than the other by more than a pair's placement allows (the
     median over close mics), from most close mics: that mic is delayed. The difference of two lags from
-    one close mic does not depend on where its hits were played, so edited mics count too."""
+    one close mic does not depend on where its hits were played, so edited mics count too; close mics in
+    `early` (some reference hears them first) do not."""
     out = []
     # a lag below 0 is no arrival (a reading the reference's other sources masked): it says nothing of a delay
     lag = {
         (p.close, p.reference): p.natural_lag_ms
         for p in pairs
-        if p.natural_lag_ms is not None and p.natural_lag_ms >= -EARLY_TOLERANCE_MS
+        if p.natural_lag_ms is not None and p.natural_lag_ms >= -EARLY_TOLERANCE_MS and p.close not in early
     }
     for a, b in _stereo_pairs(layout.references, roles):
         if a in flagged or b in flagged:
@@ -803,12 +825,12 @@ def _stereo_pair_delays(
         same_way = float(np.mean(np.sign(differences) == np.sign(difference))) >= 2 / 3
         if abs(difference) <= STEREO_PAIR_MS or not same_way:
             continue
-        late, early = (a, b) if difference > 0 else (b, a)
+        late, other = (a, b) if difference > 0 else (b, a)
         out.append(
             _mic_delay(
                 late,
                 abs(difference),
-                f"{_names([late])} hears the kit {abs(difference):.1f} ms after {_names([early])}, its other side; "
+                f"{_names([late])} hears the kit {abs(difference):.1f} ms after {_names([other])}, its other side; "
                 "the two mics of a pair sit at one distance, so it is delayed (a latency-compensation or routing "
                 "fault)",
             )
