@@ -14,7 +14,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from .progress import Progress, quiet
 
@@ -122,3 +122,36 @@ def map_ordered(
             raise result
         results.append(result)
     return results
+
+
+class Started(Generic[T, R]):
+    """`map_ordered(fn, items)` begun in the workers now, while this process does other work; `results`
+    collects it (this process takes the items no worker has begun yet). With one job nothing runs until
+    `results`, which then works as `map_ordered`."""
+
+    def __init__(self, fn: Callable[[T], R], items: Sequence[T], *, jobs: int) -> None:
+        self.fn, self.items, self.jobs = fn, list(items), jobs
+        self.futures: list[Future[R | Exception]] = []
+        if jobs > 1 and len(self.items) > 1:
+            pool = _pool(jobs - 1)
+            self.futures = [pool.submit(_outcome, (fn, item)) for item in self.items]
+
+    def results(self, *, progress: Progress = quiet, stage: str = "") -> list[R]:
+        if not self.futures:
+            return map_ordered(self.fn, self.items, jobs=1, progress=progress, stage=stage)
+        outcomes: dict[int, R | Exception] = {}
+        for i in reversed(range(len(self.futures))):  # from the back, as `map_outcomes`
+            if self.futures[i].cancel():
+                progress(stage, len(outcomes), len(self.items))
+                outcomes[i] = _outcome((self.fn, self.items[i]))
+        for i, future in enumerate(self.futures):
+            if i not in outcomes:
+                outcomes[i] = future.result()
+        progress(stage, len(outcomes), len(self.items))
+        results = []
+        for i in range(len(self.items)):
+            outcome = outcomes[i]
+            if isinstance(outcome, Exception):
+                raise outcome
+            results.append(outcome)
+        return results

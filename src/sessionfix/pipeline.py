@@ -25,7 +25,7 @@ from .grid import Tempo
 from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
 from .lags import measure_kit
 from .onsets import detect_hits, detect_kit_hits, detect_mix_hits
-from .parallel import map_ordered
+from .parallel import Started
 from .parts import PartAnalysis, PartsAnalysis, PartsParams, analyse_part, combine_parts, yin
 from .progress import Progress, quiet
 from .qc import QcResult, check_session
@@ -114,11 +114,18 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan
     layout = kit_layout(roles, pairs=config.pairs) if confident else layout
     kits_by_audio = _kits_by_audio(session, roles, usable=usable)
     roles = {**roles, **{name: "kit" for name in kits_by_audio}}
-    kit = analyse_kit_stage(session, layout.only(usable), roles, KitParams(), progress, usable=usable, jobs=jobs)
     parts_params = PartsParams()
     pitched = [t for t in session.tracks if t.name in usable and roles[t.name] in PITCHED_ROLES]
-    tasks = [(t, roles[t.name], kit.tempo, parts_params) for t in pitched]
-    part_list = map_ordered(_pitched_part, tasks, jobs=jobs, progress=progress, stage="Tracking pitch")
+    started: list[Started[tuple[Track, Role, Tempo | None, PartsParams], PartAnalysis]] = []
+
+    def start_parts(tempo: Tempo | None) -> None:
+        """The parts need only the grid: the workers track their pitch while the kit's lags are measured."""
+        started.append(Started(_pitched_part, [(t, roles[t.name], tempo, parts_params) for t in pitched], jobs=jobs))
+
+    kit = analyse_kit_stage(
+        session, layout.only(usable), roles, KitParams(), progress, usable=usable, jobs=jobs, on_tempo=start_parts
+    )
+    part_list = started[0].results(progress=progress, stage="Tracking pitch")
     parts = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
     findings = tuple(sorted(session.findings + qc.findings + kit.findings + parts.findings, key=_sort_key))
     effort = estimate_effort(findings, units={"partial_quantisation": kit.moved_hits})
@@ -161,15 +168,19 @@ def analyse_kit_stage(
     *,
     usable: set[str] | None = None,
     jobs: int = 1,
+    on_tempo: Callable[[Tempo | None], None] | None = None,
 ) -> KitAnalysis:
-    """Hits on the close mics, per-hit lags against every reference, the tempo grid, then the verdicts.
-    `usable`: the tracks a one-mic kit may be read from (default: all)."""
+    """Hits on the close mics, the tempo grid, per-hit lags against every reference, then the verdicts.
+    `usable`: the tracks a one-mic kit may be read from (default: all). `on_tempo` is told the grid as
+    soon as it is known, before the lags are measured."""
     sr = session.sr or 0
     hits = detect_kit_hits(session, layout=layout, roles=roles, params=params.onsets, progress=progress, jobs=jobs)
-    lags, agreed = measure_kit(session, layout=layout, roles=roles, hits=hits, params=params.lags, progress=progress)
     tempo = kit_tempo(hits, roles, sr=sr, end_s=session.duration_s)
     if tempo is None:
         tempo = _one_mic_tempo(session, roles, usable={t.name for t in session.tracks} if usable is None else usable)
+    if on_tempo is not None:
+        on_tempo(tempo)
+    lags, agreed = measure_kit(session, layout=layout, roles=roles, hits=hits, params=params.lags, progress=progress)
     return analyse_kit(
         layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
     )
@@ -226,8 +237,12 @@ def _far_arrivals(
     start, frames = track.offset, min(track.frames, int(FEATURE_SECONDS * track.sr))
     params = KitParams()
     hits = detect_hits(
-        TrackAudio(track, start=start, frames=frames), sr=track.sr, instrument=instrument, track=close,
-        params=params.onsets, start=start,
+        TrackAudio(track, start=start, frames=frames),
+        sr=track.sr,
+        instrument=instrument,
+        track=close,
+        params=params.onsets,
+        start=start,
     )
     if len(hits) < params.min_hits:
         return {}
