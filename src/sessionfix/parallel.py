@@ -130,9 +130,9 @@ class Started(Generic[T, R]):
     `results`, which then works as `map_ordered`."""
 
     def __init__(self, fn: Callable[[T], R], items: Sequence[T], *, jobs: int) -> None:
-        self.fn, self.items, self.jobs = fn, list(items), jobs
+        self.fn, self.items = fn, list(items)
         self.futures: list[Future[R | Exception]] = []
-        if jobs > 1 and len(self.items) > 1:
+        if jobs > 1 and self.items:  # one item too: it runs beside this process's other work
             pool = _pool(jobs - 1)
             self.futures = [pool.submit(_outcome, (fn, item)) for item in self.items]
 
