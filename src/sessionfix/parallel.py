@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -54,13 +55,25 @@ def _ready() -> bool:
     return True
 
 
+_WARMED: dict[int, threading.Event] = {}  # per pool size: set once its workers answer
+
+
 def warm(jobs: int) -> None:
-    """Start the workers of a later `map_ordered(..., jobs=jobs)` now, so their start-up (importing
-    numpy and scipy, about a second) overlaps with the caller's own."""
-    if jobs > 1:
-        pool = _pool(jobs - 1)
-        for _ in range(jobs - 1):
-            pool.submit(_ready)
+    """Start the workers of a later `map_ordered(..., jobs=jobs)` now, in the background, so their
+    start-up (the fork server importing numpy and scipy, about 0.6 s, during which a submission waits)
+    overlaps with the caller's own work; until they answer, `map_outcomes` works alone."""
+    if jobs > 1 and jobs - 1 not in _WARMED:
+        pool, warmed = _pool(jobs - 1), threading.Event()
+        _WARMED[jobs - 1] = warmed
+
+        def start() -> None:
+            try:
+                wait([pool.submit(_ready) for _ in range(jobs - 1)])
+            except RuntimeError:  # the process is ending (the pool shut down before its workers started)
+                return
+            warmed.set()
+
+        threading.Thread(target=start, daemon=True).start()
 
 
 def _outcome(task: tuple[Callable[[T], R], T]) -> R | Exception:
@@ -93,6 +106,11 @@ def map_outcomes(
     pool = _pool(jobs - 1)
     todo = deque(range(len(tasks)))
     running: dict[Future[R | Exception], int] = {}
+    warmed = _WARMED.get(jobs - 1)
+    while todo and warmed is not None and not warmed.is_set():  # the workers are still starting
+        i = todo.pop()
+        results[i] = _outcome(tasks[i])
+        progress(stage, len(results), len(tasks))
     while todo or running:
         done, _ = wait(running, timeout=0 if todo else None, return_when=FIRST_COMPLETED)
         for future in done:
