@@ -242,8 +242,14 @@ def _analyse_close(
     repeated |= np.isnan(moves) & _near_measured(hits.positions, moves, same_stroke)
     stroke = ~repeated
     confirmed = (agreed.agreeing >= min(2, n_refs)) & ~np.isnan(moves)
+    loud = hits.levels_db >= hits.loud_db - LOUD_DB  # strokes of the mic's own drum
     if basis == "unmoved_hits":
         moved = confirmed & (np.abs(np.nan_to_num(moves)) > min_move)
+        # a mic that hears more of other drums than of its own (a rarely played tom), whose unmoved hits
+        # are none of its own strokes, is anchored on bleed: its strokes' "moves" are their natural lag
+        unmoved = confirmed & stroke & ~moved
+        if np.sum(loud & confirmed) < np.sum(~loud & confirmed) and not np.any(unmoved & loud):
+            moved = np.zeros(len(shifts), bool)
     else:
         # no hit was left where it was played: every hit moved, if the hits disagree beyond the noise at all
         spread = _robust_spread(shifts[confirmed & stroke]) or 0.0
@@ -253,7 +259,6 @@ def _analyse_close(
         # lag, seen by (nearly) every reference, explained as well as the mic's typical hit, and strokes of
         # the mic's own drum at its loud level (a quieter event on a rarely played tom's mic is as likely
         # another drum's bleed or its sympathetic ring, whose lag is not the drum's)
-        loud = hits.levels_db >= hits.loud_db - LOUD_DB
         moved &= np.abs(np.nan_to_num(moves)) > params.min_lone_move_ms * 1e-3 * sr
         moved &= (agreed.agreeing >= max(2, n_refs - 1)) & (agreed.confidence >= typical) & loud
     edited = bool(np.any(moved & stroke)) and int(np.sum(~np.isnan(shifts))) >= params.min_hits
