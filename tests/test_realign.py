@@ -14,7 +14,7 @@ from make_fixtures import edited_kit, write_bwf
 
 from conftest import FIXTURES, snapshot
 from sessionfix.cli import main
-from sessionfix.pipeline import scan
+from sessionfix.pipeline import align, scan
 from sessionfix.realign import EditPlan, crossfade_gains, render, shifted
 from sessionfix.session import load_session
 
@@ -269,3 +269,15 @@ def test_align_exits_1_when_its_rescan_still_finds_the_kit_incoherent(
     empty = EditPlan(follow="close", tracks=("OH L.wav", "OH R.wav"), cuts=(), moves=(), crossfade=96)
     monkeypatch.setattr(pipeline, "plan_edits", lambda *a, **k: empty)  # a planner that cuts nothing
     assert main(["align", str(session), "--out", str(tmp_path / "fixed"), "--quiet"]) == 1
+
+
+def test_align_analyses_the_kit_only_unless_a_whole_report_is_asked(tmp_path: Path) -> None:
+    # align needs the kit: the pitched parts (38 tracks in a big session, pitch tracking most of a scan's
+    # time) are analysed only for a --json report, and the edits are the same either way
+    kit_only = align(FIXTURES / "demo", tmp_path / "kit", follow="close")
+    whole = align(FIXTURES / "demo", tmp_path / "whole", follow="close", parts=True)
+    assert kit_only.after is not None and whole.after is not None
+    assert kit_only.before.parts.parts == () and kit_only.after.parts.parts == ()
+    assert [p.track for p in whole.before.parts.parts] == [p.track for p in whole.after.parts.parts] == ["Bass DI.flac"]
+    assert kit_only.plan == whole.plan
+    assert kit_only.after.kit.findings == whole.after.kit.findings

@@ -481,7 +481,14 @@ def align_command(
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
     with ProgressBars(show=show_progress) as bars:
         result = align(
-            session, out, follow=follow.value, dry_run=dry_run, force=force, progress=bars, jobs=jobs or default_jobs()
+            session,
+            out,
+            follow=follow.value,
+            dry_run=dry_run,
+            force=force,
+            progress=bars,
+            jobs=jobs or default_jobs(),
+            parts=json_out is not None,  # the report is a whole scan; the terminal shows the kit
         )
     if json_out is not None:
         _write_scan_json(result.after if result.after is not None else result.before, json_path)

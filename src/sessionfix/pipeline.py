@@ -78,11 +78,13 @@ def _sort_key(f: Finding) -> tuple:
     return (f.track or "", f.start_s if f.start_s is not None else -1.0, -SEVERITY_RANK[f.severity], f.kind)
 
 
-def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan:
+def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1, parts: bool = True) -> Scan:
     """Load a session folder and run every analysis stage over it.
 
     progress : told (stage, steps done, steps in all) as the long stages go.
     jobs : tracks analysed at once, each in its own process (the results are the same for any value).
+    parts : analyse the pitched parts (tuning, timing); without, the scan has no parts and no findings of
+        theirs (what `align` needs is the kit).
     """
     folder = Path(path)
     config = load_config(folder) if folder.is_dir() else Config()
@@ -115,7 +117,7 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan
     kits_by_audio = _kits_by_audio(session, roles, usable=usable)
     roles = {**roles, **{name: "kit" for name in kits_by_audio}}
     parts_params = PartsParams()
-    pitched = [t for t in session.tracks if t.name in usable and roles[t.name] in PITCHED_ROLES]
+    pitched = [t for t in session.tracks if parts and t.name in usable and roles[t.name] in PITCHED_ROLES]
     started: list[Started[tuple[Track, Role, Tempo | None, PartsParams], PartAnalysis]] = []
 
     def start_parts(tempo: Tempo | None) -> None:
@@ -126,8 +128,8 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan
         session, layout.only(usable), roles, KitParams(), progress, usable=usable, jobs=jobs, on_tempo=start_parts
     )
     part_list = started[0].results(progress=progress, stage="Tracking pitch")
-    parts = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
-    findings = tuple(sorted(session.findings + qc.findings + kit.findings + parts.findings, key=_sort_key))
+    analysed = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
+    findings = tuple(sorted(session.findings + qc.findings + kit.findings + analysed.findings, key=_sort_key))
     effort = estimate_effort(findings, units={"partial_quantisation": kit.moved_hits})
     return Scan(
         session=session,
@@ -136,7 +138,7 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1) -> Scan
         layout=layout,
         qc=qc,
         kit=kit,
-        parts=parts,
+        parts=analysed,
         findings=findings,
         effort=effort,
         roles_from_audio=frozenset(kits_by_audio) | frozenset(confident),
@@ -330,12 +332,14 @@ def align(
     force: bool = False,
     progress: Progress = quiet,
     jobs: int = 1,
+    parts: bool = False,
 ) -> Aligned:
     """Realign the kit of the session at `path` into `out`: every file of the session delivered (the moved
     group re-rendered in its own format, everything else byte for byte) plus EDITS_NAME, built in a
-    staging folder and renamed into place, so `out` is complete or untouched. Then `out` is scanned."""
+    staging folder and renamed into place, so `out` is complete or untouched. Then `out` is scanned.
+    The scans analyse the kit; with `parts`, the pitched parts too (for a full report)."""
     folder = Path(path)
-    before = scan(folder, progress=progress, jobs=jobs)
+    before = scan(folder, progress=progress, jobs=jobs, parts=parts)
     sr = before.session.sr or 0
     plan = plan_edits(before.kit, follow=follow, sr=sr, params=RealignParams())
     if dry_run:
@@ -362,7 +366,7 @@ def align(
 
     project = {RPP_NAME: rpp_project(before.session, plan)}  # the same edits as items, on the original files
     rendered, copied = _deliver(folder, out, tracks, realigned, report, force=force, progress=progress, beside=project)
-    after = scan(out, progress=progress, jobs=jobs)
+    after = scan(out, progress=progress, jobs=jobs, parts=parts)
     usable = usable_tracks(before.session, before.qc) | {CONFIG_NAME}
     unreadable = tuple(n for n in copied if n not in usable and n in _session_audio(before))
     return Aligned(
