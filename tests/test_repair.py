@@ -198,3 +198,14 @@ def test_the_realignment_is_align_s_own(tmp_path: Path) -> None:
         a, _ = sf.read(tmp_path / "aligned" / name)
         r, _ = sf.read(tmp_path / "repaired" / name)
         np.testing.assert_array_equal(r, -a if name == "Snare Bottom.flac" else a)
+
+
+def test_the_rescan_analyses_the_parts_only_when_a_part_was_repaired_or_a_report_asks(tmp_path: Path) -> None:
+    _every_defect(tmp_path / "session")
+    dc_only = repair(tmp_path / "session", tmp_path / "dc", only={"dc_offset"})
+    assert dc_only.after is not None and dc_only.after.parts.parts == ()
+    assert [f.kind for f in dc_only.after.findings if f.kind == "dc_offset"] == []
+    whole = repair(tmp_path / "session", tmp_path / "whole", only={"dc_offset"}, parts=True)
+    assert whole.after is not None and "Bass DI.wav" in {p.track for p in whole.after.parts.parts}
+    assert whole.after.kit.findings == dc_only.after.kit.findings
+    assert whole.after.qc.findings == dc_only.after.qc.findings

@@ -588,6 +588,7 @@ def repair_command(
             force=force,
             progress=bars,
             jobs=jobs or default_jobs(),
+            parts=json_out is not None,  # the report is a whole scan
         )
     if json_out is not None:
         _write_scan_json(result.after if result.after is not None else result.before, json_path)

@@ -403,11 +403,13 @@ def repair(
     force: bool = False,
     progress: Progress = quiet,
     jobs: int = 1,
+    parts: bool = False,
 ) -> Repaired:
     """Every repair the scan of the session at `path` supports (limited to the kinds in `only`), rendered
     in one read and one write per stem into `out`, the other files copied byte for byte, with
     EDITS_NAME listing every operation and its measured reason; `out` is complete or untouched. Then
-    `out` is scanned."""
+    `out` is scanned: its pitched parts only with `parts` (a whole report) or when a part was repaired
+    (a late track slid), as nothing else the rescan checks depends on them."""
     folder = Path(path)
     before = scan(folder, progress=progress, jobs=jobs)
     session = before.session
@@ -459,7 +461,8 @@ def repair(
         }
 
     rendered, copied = _deliver(folder, out, tracks, repaired, report, force=force, progress=progress)
-    after = scan(out, progress=progress, jobs=jobs)
+    slid = any(op.kind == "track_offset" for stem in plan.stems for op in stem.operations)
+    after = scan(out, progress=progress, jobs=jobs, parts=parts or slid)
     return Repaired(before=before, plan=plan, after=after, out=out, rendered=tuple(rendered), copied=tuple(copied))
 
 
