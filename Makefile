@@ -52,5 +52,5 @@ clean:
 # REAL may name more render_real.py renders to add.
 EVAL_PYTHON ?= /tmp/sessionfix-eval-venv/bin/python
 models: $(RUN)
-	$(BIN)/python models/train_roles.py --eval-python $(EVAL_PYTHON) $(if $(KIT_GIT),--kit-git $(KIT_GIT),) \
-	  $(if $(REAL),--real $(REAL),)
+	@test -n "$(KIT_GIT)" || { echo "make models needs KIT_GIT=DIR, a git copy of the MuldjordKit (see models/roles-v1.md)"; exit 2; }
+	$(BIN)/python models/train_roles.py --eval-python $(EVAL_PYTHON) --kit-git $(KIT_GIT) $(if $(REAL),--real $(REAL),)

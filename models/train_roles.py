@@ -1,13 +1,13 @@
 """Train the role model (models/roles-v1.npz) from renders anyone can make, reproducibly.
 
-    python models/train_roles.py --eval-python PY [--cache DIR] [--kit-git DIR] [--real RENDER ...]
+    python models/train_roles.py --eval-python PY --kit-git DIR [--cache DIR] [--real RENDER ...]
 
 PY is a Python with the renderers' needs (../shared/eval/setup.sh makes one: mido, fluidsynth, the
 Debian hydrogen-drumkits and FluidR3 GM soundfont). Training sessions: ../shared/eval/render.py with the
 hydrogen kits below (never BJA_Pacific, ColomboAcousticDrumkit or Millo_MultiLayered2: they are kept for
 evaluation), two seeds and tempos each, and render_parts.py's bass, guitar and voice (FluidR3) on
-every one; --kit-git (a local git copy of github.com/sfzinstruments/DrumGizmo.MuldjordKit) adds three
-render_real.py natural sessions of that kit with the same parts, --real any render_real.py renders.
+every one; --kit-git (a local git copy of github.com/sfzinstruments/DrumGizmo.MuldjordKit) gives three
+render_real.py natural sessions of that kit with the same parts; --real adds any render_real.py renders.
 Labels are the roles the renders' own track names give (sessionfix.roles). Prints leave-one-kit-out
 accuracy per class (the model card's figures), then fits on everything and writes the model and its registry entry.
 """
@@ -118,12 +118,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--eval-python", required=True)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/sessionfix-role-renders"))
-    ap.add_argument("--kit-git", type=Path, help="a local git copy of the DrumGizmo MuldjordKit repository")
+    ap.add_argument(
+        "--kit-git",
+        type=Path,
+        required=True,
+        help="a local git copy of github.com/sfzinstruments/DrumGizmo.MuldjordKit (part of the training data)",
+    )
     ap.add_argument("--real", type=Path, nargs="*", default=[], help="render_real.py renders (folders)")
     args = ap.parse_args()
-    sessions = render_all(args.eval_python, args.cache)
-    if args.kit_git:
-        sessions += render_real_all(args.eval_python, args.cache, args.kit_git)
+    sessions = render_all(args.eval_python, args.cache) + render_real_all(args.eval_python, args.cache, args.kit_git)
     sessions += [("MuldjordKit", r / "session") for r in args.real]
     x, y, sources = examples(sessions)
     print(f"{len(y)} tracks from {len(set(sources))} kits: {dict(Counter(y))}", file=sys.stderr)
