@@ -25,6 +25,7 @@ from sessionfix.kit import (
     _stereo_pair_delays,
     _unexplained_early,
     _unfounded_edits,
+    _unmeasured,
 )
 from sessionfix.lags import LAG_SETTINGS, Consensus, PairLags, track_pair
 from sessionfix.onsets import Hits
@@ -656,3 +657,32 @@ def test_a_sample_s_repeat_moved_with_its_stroke_is_not_judged_against_the_grid(
     moved = np.abs(moves) > 0
     tempo = Tempo(beat_times_s=tuple(grid), meter=4, downbeat=0, end_s=30.0)
     assert _quantised(positions, moves, moved, tempo, SR, KitParams())
+
+
+def test_a_close_mic_whose_hits_mostly_cannot_be_timed_is_reported_not_passed_as_coherent() -> None:
+    # render.py Audiophob partial_cut at 140 bpm: the snare mic is never below -15 dB (long electronic
+    # samples overlapping); 37 of its 52 hits could not be timed against any reference, and the mic
+    # passed as coherent (its edit missed)
+    def consensus(unmeasured: int, n: int = 52) -> Consensus:
+        shift = np.where(np.arange(n) < unmeasured, np.nan, NATURAL)
+        return Consensus(
+            references=("OH L.wav", "OH R.wav"),
+            shift=shift,
+            offsets=np.zeros(2),
+            pair_shifts=np.vstack([shift] * 2),
+            agreeing=np.where(np.isnan(shift), 0, 2),
+            confidence=np.full(n, 0.5),
+            noise=0.5,
+        )
+
+    (finding,) = _unmeasured({"Snare Top.wav": consensus(37)}, [], KitParams())
+    assert (finding.kind, finding.track, finding.value, finding.severity) == (
+        "unmeasured_hits",
+        "Snare Top.wav",
+        37.0,
+        "warning",
+    )
+    assert "37 of 52" in finding.message
+    assert _unmeasured({"Snare Top.wav": consensus(26)}, [], KitParams()) == []  # half timed: the test speaks
+    assert _unmeasured({"Snare Top.wav": consensus(37)}, ["Snare Top.wav"], KitParams()) == []  # edit found
+    assert _unmeasured({"Tom 1.wav": consensus(7, n=7)}, [], KitParams()) == []  # too few hits to judge

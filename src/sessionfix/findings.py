@@ -31,6 +31,7 @@ FindingKind = Literal[
     "unsupported",
     "track_offset",
     "invalid_samples",
+    "unmeasured_hits",
 ]
 
 

@@ -513,7 +513,7 @@ def analyse_kit(
     edited = [name for name in edited if name not in unfounded]
     pairs = [replace(p, moved=decided[p.close].moved, state="coherent") if p.close in unfounded else p for p in pairs]
     pairs = _unexplained_early(pairs, delayed)
-    findings = _edit_findings(pairs, decided, tuple(edited), sr) + delays
+    findings = _edit_findings(pairs, decided, tuple(edited), sr) + delays + _unmeasured(agreed, edited, params)
     return KitAnalysis(
         layout=layout,
         hits=hits,
@@ -748,6 +748,33 @@ def _edit_findings(
                 f"on {_names([p.reference for p in own])} (typically {typical:.1f} ms, up to "
                 f"{float(np.max(np.abs(moves_ms))):.1f} ms): the kit flams",
                 fix="sessionfix align SESSION --out FIXED",
+            )
+        )
+    return out
+
+
+def _unmeasured(agreed: dict[str, Consensus], edited: list[str], params: KitParams) -> list[Finding]:
+    """A close mic (not found edited) whose hits no reference could time, most of them: whether they were
+    moved is not known. The edit test reads a pattern among the measured hits; here it speaks for the
+    fewer part of the mic's hits, so the report says so rather than calling the mic coherent."""
+    out = []
+    for close, consensus in agreed.items():
+        n = len(consensus.shift)
+        unmeasured = int(np.sum(np.isnan(consensus.shift)))
+        if close in edited or n < params.min_hits or 2 * unmeasured <= n:
+            continue
+        out.append(
+            Finding(
+                kind="unmeasured_hits",
+                severity="warning",
+                track=close,
+                start_s=None,
+                end_s=None,
+                value=float(unmeasured),
+                unit="hits",
+                message=f"{unmeasured} of {n} {_names([close])} hits could not be timed against "
+                f"{_names(list(consensus.references))} (there the rest of the kit masks them): whether they "
+                "were moved is not known; check them by ear",
             )
         )
     return out
