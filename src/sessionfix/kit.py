@@ -506,13 +506,7 @@ def analyse_kit(
                 )
             )
     delays = _delay_findings(pairs, layout, roles)
-    delayed = {f.track for f in delays if f.track}
-    unfounded = _unfounded_edits(pairs, edited, delayed, roles)
-    for name in unfounded:
-        decided[name] = replace(decided[name], moved=np.zeros(len(decided[name].moved), bool), edited=False)
-    edited = [name for name in edited if name not in unfounded]
-    pairs = [replace(p, moved=decided[p.close].moved, state="coherent") if p.close in unfounded else p for p in pairs]
-    pairs = _unexplained_early(pairs, delayed)
+    pairs = _unexplained_early(pairs, {f.track for f in delays if f.track})
     findings = _edit_findings(pairs, decided, tuple(edited), sr) + delays + _unmeasured(agreed, edited, params)
     return KitAnalysis(
         layout=layout,
@@ -541,28 +535,6 @@ def _unexplained_early(pairs: list[PairAnalysis], delayed: set[str]) -> list[Pai
             state: PairState = "partially_quantised" if p.state == "partially_quantised" else "coherent"
             p = replace(p, natural_lag_ms=None, state=state)
         out.append(p)
-    return out
-
-
-def _unfounded_edits(
-    pairs: list[PairAnalysis], edited: list[str], delayed: set[str], roles: dict[str, Role]
-) -> set[str]:
-    """Edited close mics whose unmoved hits every overhead (every reference, where none is measured) hears
-    first, beyond the error (not a reference's failed reading, not a delayed close mic): they are not the
-    mic's drum but another's bleed (a rarely played tom's mic, most of its "hits" the snare), so the mic's
-    moves are measured from nothing. One early reference alone is a reading (a room's reflection, an
-    overhead masked by a cymbal), not the anchor's fault."""
-    failed = _early_readings(pairs, delayed)[1]
-    out = set()
-    for close in set(edited) - delayed:
-        measured = [
-            p
-            for p in pairs
-            if p.close == close and p.natural_lag_ms is not None and (p.close, p.reference) not in failed
-        ]
-        heard = [p for p in measured if roles[p.reference] == "overhead"] or measured
-        if heard and all((p.natural_lag_ms or 0.0) < -EARLY_TOLERANCE_MS for p in heard):
-            out.add(close)
     return out
 
 
