@@ -387,6 +387,20 @@ def _strokes_with_early_hits(
     return positions, early, agreed
 
 
+def _agreed(shift: np.ndarray, references: int, *, confidence: float, noise: float) -> Consensus:
+    """A consensus where every reference reads each hit's `shift` (samples; NaN: no reference did)."""
+    pair_shifts = np.vstack([shift] * references)
+    return Consensus(
+        references=("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")[:references],
+        shift=shift,
+        offsets=np.zeros(references),
+        pair_shifts=pair_shifts,
+        agreeing=np.sum(~np.isnan(pair_shifts), axis=0),
+        confidence=np.full(len(shift), confidence),
+        noise=noise,
+    )
+
+
 def test_a_tom_mic_anchored_on_its_bleed_is_not_edited_but_a_snare_with_its_ghosts_left_in_place_is() -> None:
     # render.py BJA_Pacific, reverberant, group_quantised at 150 bpm (the whole kit moved as one): Tom 2's
     # mic found 24 hits of other drums at -29 dB sharing one lag, and its 4 strokes (-10.5..-13 dB) read
@@ -399,16 +413,7 @@ def test_a_tom_mic_anchored_on_its_bleed_is_not_edited_but_a_snare_with_its_ghos
     jitter = rng.normal(0, 0.02e-3 * SR, n)
 
     def analysed(levels: np.ndarray, moved: np.ndarray) -> _CloseMic:
-        shift = NATURAL + np.where(moved, 1.5e-3 * SR, 0.0) + jitter
-        agreed = Consensus(
-            references=("OH L.wav", "OH R.wav"),
-            shift=shift,
-            offsets=np.zeros(2),
-            pair_shifts=np.vstack([shift] * 2),
-            agreeing=np.full(n, 2),
-            confidence=np.full(n, 0.9),
-            noise=0.5,
-        )
+        agreed = _agreed(NATURAL + np.where(moved, 1.5e-3 * SR, 0.0) + jitter, 2, confidence=0.9, noise=0.5)
         return _analyse_close(
             Hits("Tom 2.wav", positions, levels), agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams()
         )
@@ -465,15 +470,7 @@ def test_one_moved_hit_must_be_a_loud_stroke_of_the_mics_own_drum() -> None:
     positions = SR // 2 + np.arange(n, dtype=np.int64) * BEAT
     shift = np.full(n, NATURAL)
     shift[17] = NATURAL - 0.00725 * SR
-    agreed = Consensus(
-        references=("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav"),
-        shift=shift,
-        offsets=np.zeros(4),
-        pair_shifts=np.vstack([shift] * 4),
-        agreeing=np.full(n, 4),
-        confidence=np.full(n, 0.95),
-        noise=0.3,
-    )
+    agreed = _agreed(shift, 4, confidence=0.95, noise=0.3)
     levels = np.full(n, -14.0)
     quiet = replace(Hits("Tom 2.wav", positions, levels), levels_db=np.where(np.arange(n) == 17, -24.0, levels))
     mic = _analyse_close(quiet, agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams())
@@ -629,16 +626,7 @@ def test_a_close_mic_whose_hits_mostly_cannot_be_timed_is_reported_not_passed_as
     # samples overlapping); 37 of its 52 hits could not be timed against any reference, and the mic
     # passed as coherent (its edit missed)
     def consensus(unmeasured: int, n: int = 52) -> Consensus:
-        shift = np.where(np.arange(n) < unmeasured, np.nan, NATURAL)
-        return Consensus(
-            references=("OH L.wav", "OH R.wav"),
-            shift=shift,
-            offsets=np.zeros(2),
-            pair_shifts=np.vstack([shift] * 2),
-            agreeing=np.where(np.isnan(shift), 0, 2),
-            confidence=np.full(n, 0.5),
-            noise=0.5,
-        )
+        return _agreed(np.where(np.arange(n) < unmeasured, np.nan, NATURAL), 2, confidence=0.5, noise=0.5)
 
     (finding,) = _unmeasured({"Snare Top.wav": consensus(37)}, [], KitParams())
     assert (finding.kind, finding.track, finding.value, finding.severity) == (

@@ -134,11 +134,16 @@ def map_ordered(
     stage: str = "",
 ) -> list[R]:
     """`map_outcomes` for tasks that do not fail: the first exception an item raised is raised here."""
+    return _raised(map_outcomes(fn, items, jobs=jobs, progress=progress, stage=stage))
+
+
+def _raised(outcomes: list[R | Exception]) -> list[R]:
+    """The results, in order; the first exception among them is raised instead."""
     results = []
-    for result in map_outcomes(fn, items, jobs=jobs, progress=progress, stage=stage):
-        if isinstance(result, Exception):
-            raise result
-        results.append(result)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+        results.append(outcome)
     return results
 
 
@@ -166,10 +171,4 @@ class Started(Generic[T, R]):
             if i not in outcomes:
                 outcomes[i] = future.result()
         progress(stage, len(outcomes), len(self.items))
-        results = []
-        for i in range(len(self.items)):
-            outcome = outcomes[i]
-            if isinstance(outcome, Exception):
-                raise outcome
-            results.append(outcome)
-        return results
+        return _raised([outcomes[i] for i in range(len(self.items))])
