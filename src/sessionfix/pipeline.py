@@ -35,8 +35,9 @@ from .rolemodel import (
     FEATURE_SECONDS,
     MIN_CONFIDENCE,
     MIN_SECONDS,
-    attack_envelope,
+    envelope_of_level,
     guess_roles,
+    level_db,
     load_model,
     session_context,
     track_features,
@@ -206,17 +207,18 @@ def _roles_by_audio(
         """The track's first FEATURE_SECONDS (read per use: memory holds one track's, not the session's)."""
         return read(t, start=t.offset, frames=min(t.frames, int(FEATURE_SECONDS * t.sr)))
 
-    sr = session.sr or 48000
-    context = session_context({t.name: attack_envelope(opening(t), sr) for t in session.tracks if t.name in usable})
+    levels = {t.name: level_db(opening(t), t.sr) for t in session.tracks if t.name in usable}  # 1 ms steps
+    context = session_context({name: envelope_of_level(level) for name, level in levels.items()})
     features = {}
     for i, t in enumerate(unnamed):
         progress("Roles from audio", i, len(unnamed))
         features[t.name] = track_features(opening(t), t.sr, context[t.name])
     arrival = {name: c[1] for name, c in context.items()}
-    first = guess_roles(model, features, arrival)
+    first = guess_roles(model, features, arrival)  # the model's own confidences pick _far_arrivals' close mic
     guessed = {**roles, **{n: cast(Role, r) for n, (r, _) in first.items()}}
     arrival.update(_far_arrivals(session, guessed, first, usable=usable))
-    return guess_roles(model, features, arrival)
+    named_far = tuple(n for n in sorted(usable) if roles[n] in ("overhead", "room"))
+    return guess_roles(model, features, arrival, levels, named_far)
 
 
 def _far_arrivals(

@@ -164,16 +164,25 @@ def track_features(signal: np.ndarray, sr: int, context: tuple[float, ...] = (0.
     )
 
 
-def attack_envelope(signal: np.ndarray, sr: int) -> np.ndarray:
-    """Rises of the level (dB per ms, 3 ms RMS, 1 ms hop) over the first FEATURE_SECONDS, zero-mean, unit
-    norm: what lines up between two mics that hear the same hits."""
+def level_db(signal: np.ndarray, sr: int) -> np.ndarray:
+    """Level (dB, 3 ms RMS) every 1 ms over the first FEATURE_SECONDS."""
     x = np.asarray(signal, np.float64)[: int(FEATURE_SECONDS * sr)]
     hop, window = max(1, sr // 1000), max(1, 3 * sr // 1000)
     energy = np.concatenate(([0.0], np.cumsum(x**2)))
     ends = np.arange(window, len(x) + 1, hop)
     if not ends.size:
         return np.zeros(1)
-    level = 10 * np.log10((energy[ends] - energy[ends - window]) / window + 1e-12)
+    return 10 * np.log10((energy[ends] - energy[ends - window]) / window + 1e-12)
+
+
+def attack_envelope(signal: np.ndarray, sr: int) -> np.ndarray:
+    """Rises of the level (dB per ms, `level_db`), zero-mean, unit norm: what lines up between two mics
+    that hear the same hits."""
+    return envelope_of_level(level_db(signal, sr))
+
+
+def envelope_of_level(level: np.ndarray) -> np.ndarray:
+    """`attack_envelope` of a `level_db`."""
     rise = np.maximum(np.diff(level, prepend=level[:1]), 0.0)
     rise -= rise.mean()
     return rise / (np.linalg.norm(rise) + 1e-12)
@@ -219,17 +228,34 @@ def session_context(envelopes: dict[str, np.ndarray]) -> dict[str, tuple[float, 
 
 
 FAR_MICS = ("overhead", "room")
+CLOSE_MICS = ("kick", "snare", "tom", "hihat")
 ROOM_AFTER_MS = 2.5  # a room mic hears the kit at least this much after the overheads
+LEAD_MS = 1.0  # a close mic (< 10 cm from its drum) hears it at least this long before a far mic (> 50 cm)
+LEVEL_RANGE_DB = 30.0  # levels below the loudest (99.9th percentile) minus this are floor: their rises are noise
+ATTACK_RISE_DB = 6.0  # a hit: the level rises this much within 3 ms...
+LOUD_HIT_DB = 10.0  # ...and a loud one peaks within this of the track's loudest hit
+MIN_HITS = 8  # a track with fewer hits in its first minute is not judged
+MIN_CORRELATION = 0.2  # a far mic that hears the close mic's loud hits (rise correlation)
+LEAD_WINDOW_MS = 20  # each loud hit's attack is compared over +-this
+MAX_LEAD_MS = 15
 
 
 def guess_roles(
-    model: RoleModel, features: dict[str, np.ndarray], arrival_ms: dict[str, float]
+    model: RoleModel,
+    features: dict[str, np.ndarray],
+    arrival_ms: dict[str, float],
+    levels: dict[str, np.ndarray] | None = None,
+    named_far: tuple[str, ...] = (),
 ) -> dict[str, tuple[str, float]]:
     """Per stem, the model's role and its probability. Then the physics the features only hint at:
-    among the stems read as far mics (overhead or room), when their arrival times split with a gap of
-    ROOM_AFTER_MS or more, the later ones are the room mics and the earlier ones the overheads, each
-    with the model's probability of a far mic (either role): the model tells a far mic from a close one,
-    the physics tells an overhead from a room, which the features only hint at."""
+    - among the stems read as far mics (overhead or room), when their arrival times split with a gap of
+      ROOM_AFTER_MS or more, the later ones are the room mics and the earlier ones the overheads, each
+      with the model's probability of a far mic (either role): the model tells a far mic from a close
+      one, the physics tells an overhead from a room;
+    - a stem read as a close mic (kick, snare, tom, hi-hat) whose loud hits the far mics (read so, or
+      `named_far`) hear LEAD_MS or more later (`leads_far_mics`, on `levels`: `level_db` per stem) is a
+      close mic: its probability of being a far mic is dropped and the rest renormalised. The model
+      tells which drum, the arrival that the mic is on one."""
     out: dict[str, tuple[str, float]] = {}
     probabilities = {name: model.probabilities(row)[0] for name, row in features.items()}
     for name, p in probabilities.items():
@@ -246,7 +272,81 @@ def guess_roles(
                 # the model says it is a far mic (its probability of either), the arrival which one
                 role = "overhead" if i <= k else "room"
                 out[name] = (role, float(probabilities[name][far_mic].sum()))
+    if levels:
+        far_levels = {n: levels[n] for n in (*far, *named_far) if n in levels}
+        not_far = [i for i, c in enumerate(model.classes) if c not in FAR_MICS]
+        for name, (role, _) in list(out.items()):
+            if role in CLOSE_MICS and name in levels and leads_far_mics(levels[name], far_levels):
+                out[name] = (
+                    role,
+                    float(probabilities[name][model.classes.index(role)] / probabilities[name][not_far].sum()),
+                )
     return {name: (role, round(p, 2)) for name, (role, p) in out.items()}
+
+
+def loud_attacks(level: np.ndarray) -> np.ndarray:
+    """Frames (ms) where the track's loud hits start: the level (`level_db`) rises ATTACK_RISE_DB within
+    3 ms (from the start of that rise; one per 30 ms) and peaks within LOUD_HIT_DB of the loudest hit.
+    Empty when it has fewer than MIN_HITS hits in all."""
+    rise3 = level - np.concatenate((np.full(3, level[0]), level[:-3]))
+    peaks = np.flatnonzero((rise3 >= ATTACK_RISE_DB) & (rise3 >= np.roll(rise3, 1)) & (rise3 >= np.roll(rise3, -1)))
+    starts: list[int] = []
+    for frame in peaks:
+        if starts and frame - starts[-1] < 30:
+            continue
+        while frame > 3 and rise3[frame - 1] >= ATTACK_RISE_DB:
+            frame -= 1
+        starts.append(int(frame))
+    if len(starts) < MIN_HITS:
+        return np.zeros(0, int)
+    onsets = np.array(starts)
+    peak = np.array([level[f : f + 15].max() for f in onsets])
+    return onsets[peak >= peak.max() - LOUD_HIT_DB]
+
+
+def _vertex(c: np.ndarray, k: int) -> float:
+    """Offset (-0.5..0.5 steps) of the parabola through c[k-1], c[k], c[k+1] from k."""
+    if k == 0 or k == len(c) - 1:
+        return 0.0
+    curve = c[k - 1] - 2 * c[k] + c[k + 1]
+    return float(np.clip(0.5 * (c[k - 1] - c[k + 1]) / curve, -0.5, 0.5)) if curve < 0 else 0.0
+
+
+def leads_far_mics(level: np.ndarray, far_levels: dict[str, np.ndarray]) -> bool:
+    """Whether a mic hears its own loud hits first: on its loud attacks (`loud_attacks`), the far
+    mics that hear them (rise correlation >= MIN_CORRELATION over +-LEAD_WINDOW_MS of each), two or
+    more, hear them LEAD_MS or more later: their median, and the one that correlates best (a far mic's
+    best is its pair partner, at its own distance). Lags in ms, the peak interpolated between 1 ms
+    steps. Levels are `level_db`, floored at LEVEL_RANGE_DB under each track's loudest so that rises in
+    the noise count for nothing."""
+
+    def floored(lv: np.ndarray) -> np.ndarray:
+        return np.maximum(lv, np.percentile(lv, 99.9) - LEVEL_RANGE_DB)
+
+    def rises(lv: np.ndarray) -> np.ndarray:
+        return np.maximum(np.diff(lv, prepend=lv[:1]), 0.0)
+
+    attacks = loud_attacks(floored(level))
+    if not len(attacks):
+        return False
+    mask = np.zeros(len(level))
+    for frame in attacks:
+        mask[max(0, frame - LEAD_WINDOW_MS) : frame + LEAD_WINDOW_MS] = 1.0
+    own = rises(floored(level)) * mask
+    lags, correlations = [], []
+    for far in far_levels.values():
+        other = rises(floored(far))
+        n = min(len(own), len(other))
+        a, b = own[:n], other[:n]
+        norm = np.linalg.norm(a) * np.linalg.norm(b * mask[:n]) + 1e-12
+        shifts = range(-MAX_LEAD_MS, MAX_LEAD_MS + 1)  # b heard this many ms after a
+        c = np.array([np.dot(a[max(0, -k) : n - max(0, k)], b[max(0, k) : n - max(0, -k)]) for k in shifts]) / norm
+        k = int(np.argmax(c))
+        if c[k] >= MIN_CORRELATION:
+            lags.append(k - MAX_LEAD_MS + _vertex(c, k))
+            correlations.append(float(c[k]))
+    # the far mic that hears them best (an overhead's is its pair, at the same distance) and most far mics
+    return len(lags) >= 2 and lags[int(np.argmax(correlations))] >= LEAD_MS and float(np.median(lags)) >= LEAD_MS
 
 
 def fit(features: np.ndarray, labels: list[str], *, l2: float = 1e-3, steps: int = 3000) -> RoleModel:
