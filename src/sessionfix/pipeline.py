@@ -35,6 +35,7 @@ from .rolemodel import (
     FEATURE_SECONDS,
     MIN_CONFIDENCE,
     MIN_SECONDS,
+    RoleModel,
     envelope_of_level,
     guess_roles,
     level_db,
@@ -190,10 +191,17 @@ def analyse_kit_stage(
 
 
 def _roles_by_audio(
-    session: Session, roles: dict[str, Role], *, usable: set[str], named: set[str], progress: Progress = quiet
+    session: Session,
+    roles: dict[str, Role],
+    *,
+    usable: set[str],
+    named: set[str],
+    progress: Progress = quiet,
+    model: RoleModel | None = None,
 ) -> dict[str, tuple[str, float]]:
     """For every usable track whose name gives no role (and sessionfix.toml none): the role model's
-    guess and its confidence (rolemodel.py), with the session's other tracks as context."""
+    guess and its confidence (rolemodel.py), with the session's other tracks as context. `model`: the
+    shipped one unless given (an evaluation's own fit)."""
     unnamed = [
         t
         for t in session.tracks
@@ -201,7 +209,7 @@ def _roles_by_audio(
     ]
     if not unnamed:
         return {}
-    model = load_model()
+    model = model or load_model()
 
     def opening(t: Track) -> np.ndarray:
         """The track's first FEATURE_SECONDS (read per use: memory holds one track's, not the session's)."""
