@@ -24,7 +24,7 @@ from rich.table import Table
 
 from .errors import OutputError, SessionError
 from .findings import Finding, at_or_above
-from .parallel import default_jobs, warm
+from .parallel import default_jobs, one_thread_each, warm
 from .report.format import words
 from .session import printable
 
@@ -737,6 +737,7 @@ def _plain_help(command: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every outcome into an exit code, never a traceback."""
+    one_thread_each()  # the cores are --jobs' processes, not a native library's threads
     command = _plain_help(typer.main.get_command(app))
     try:
         code = command.main(args=argv, prog_name="sessionfix", standalone_mode=False)
