@@ -791,6 +791,8 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
         overheads = [p for p in measured if roles[p.reference] == "overhead"]
         if not overheads or any((p.natural_lag_ms or 0.0) >= -EARLY_TOLERANCE_MS for p in overheads):
             continue
+        if _heard_with_its_sibling(close, overheads, pairs, layout):
+            continue
         # a late close mic shortens its lag to every reference by the same amount
         implied = [NOMINAL_LAG_MS.get(roles[p.reference], 3.0) - (p.natural_lag_ms or 0.0) for p in measured]
         if max(implied) - min(implied) > DELAY_AGREEMENT_MS:
@@ -807,6 +809,29 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
             )
         )
     return out
+
+
+SIBLING_MS = 1.0  # two mics on one drum (top and bottom head, inside and outside a kick) sit within ~30 cm
+# of each other: their lags to one reference differ by less
+
+
+def _heard_with_its_sibling(
+    close: str, overheads: list[PairAnalysis], pairs: list[PairAnalysis], layout: KitLayout
+) -> bool:
+    """Whether a close mic that reads as heard after its overheads hears them within SIBLING_MS of a sibling
+    on the same drum that does not: a latency fault delays one mic, and would put it that far behind its
+    sibling too; within it, the drum's direct sound was misplaced for both (a reading error), not delayed."""
+    group = next((g for g in layout.siblings if close in g), ())
+    own = {p.reference: p.natural_lag_ms for p in overheads}
+    return any(
+        q.close in group
+        and q.close != close
+        and q.reference in own
+        and q.natural_lag_ms is not None
+        and q.natural_lag_ms >= -EARLY_TOLERANCE_MS
+        and abs(q.natural_lag_ms - (own[q.reference] or 0.0)) <= SIBLING_MS
+        for q in pairs
+    )
 
 
 STEREO_PAIR_MS = 3.0  # the two mics of a stereo pair sit at one distance from the kit, within ~1 m: their

@@ -183,6 +183,14 @@ def band_spectrum(windows: np.ndarray, n_fft: int, lo: int, hi: int) -> np.ndarr
     return np.concatenate(rows) if rows else np.zeros((0, hi - lo), np.complex64)
 
 
+SEEDS = 3  # loud hits tried as a template's start when the hits' average is a smear
+
+
+def learn_seeds(c_power: np.ndarray) -> np.ndarray:
+    """Rows of the SEEDS learning hits loudest in the close mic's band (the clearest transfer functions)."""
+    return np.argsort(-c_power.sum(axis=1), kind="stable")[:SEEDS]
+
+
 def track_pair(
     close: np.ndarray,
     reference: np.ndarray,
@@ -241,30 +249,45 @@ def track_pair(
     # but time); every hit is then matched against the last template.
     learn = np.arange(0, n_hits, int(np.ceil(n_hits / TEMPLATE_HITS)))
     learn_cross, learn_c_power, learn_r_power = products(learn)
-    shifts = np.zeros(len(learn))
-    weights = np.ones(len(learn))
-    for iteration in range(ITERATIONS):
-        aligned = learn_cross
-        if iteration:
-            aligned = aligned * np.exp(1j * omega[None, :] * shifts[:, None].astype(np.float32))
+
+    def averaged(shifts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The learning hits' transfer function, each moved by its shift, weighted, and kept where the
+        hits agree (magnitude-squared coherence across them, less its bias for this many hits, smoothed)."""
+        aligned = learn_cross * np.exp(1j * omega[None, :] * shifts[:, None].astype(np.float32))
         numerator = weights @ aligned
         denominator = weights @ learn_c_power + 1e-30
-        # magnitude-squared coherence across hits, less its bias for this many hits, smoothed
         effective = weights.sum() ** 2 / max(float(weights @ weights), 1e-12)
         coherence = np.abs(numerator) ** 2 / (denominator * (weights @ learn_r_power) + 1e-30)
         coherence = np.clip((coherence - 1 / effective) / max(1 - 1 / effective, 1e-6), 0.0, 1.0)
         coherence = np.convolve(coherence, np.ones(smooth) / smooth, mode="same")
-        template = numerator / denominator * coherence**2
-        if iteration == ITERATIONS - 1:
-            break
-        scores = match(learn, template)
-        peaks = np.argmax(scores, axis=1)
-        weights = np.clip(scores[np.arange(len(learn)), peaks], 0.0, 1.0) ** 2
-        if weights.sum() <= 0:
-            break
-        shifts = refine_peaks(scores, peaks) - max_shift
-        shifts = shifts - weighted_median(shifts, weights)  # the next template sits where most hits are
-    scores = match(np.arange(n_hits), template)
+        return numerator / denominator * coherence**2
+
+    def refined(template: np.ndarray) -> tuple[np.ndarray, float]:
+        """ITERATIONS - 1 rounds of aligning the learning hits to the template and averaging them again;
+        then every hit's match against the last template, and the share of learning hits it explains
+        (confidence >= min_confidence)."""
+        for _ in range(ITERATIONS - 1):
+            scores = match(learn, template)
+            peaks = np.argmax(scores, axis=1)
+            weights = np.clip(scores[np.arange(len(learn)), peaks], 0.0, 1.0) ** 2
+            if weights.sum() <= 0:
+                break
+            shifts = refine_peaks(scores, peaks) - max_shift
+            shifts = shifts - weighted_median(shifts, weights)  # the next template sits where most hits are
+            template = averaged(shifts, weights)
+        scores = match(np.arange(n_hits), template)
+        return scores, float(np.mean(scores[learn].max(axis=1) >= min_confidence))
+
+    # the hits as the close mic has them: they agree unless most were moved by scattered amounts
+    scores, explained = refined(averaged(np.zeros(len(learn)), np.ones(len(learn))))
+    if explained < 0.5:
+        # an edit scattered most hits (a 100 % quantise of a loose take): the average of the hits as they
+        # are is a smear. Start instead from one loud hit's own transfer function, which the others are
+        # aligned to; keep the start whose template explains the most hits.
+        for seed in learn_seeds(learn_c_power):
+            seeded, share = refined(learn_cross[seed] / (learn_c_power[seed] + 1e-30))
+            if share > explained:
+                scores, explained = seeded, share
     peaks = np.argmax(scores, axis=1)
     confidence = np.clip(scores[np.arange(n_hits), peaks], 0.0, 1.0)
     shifts = refine_peaks(scores, peaks) - max_shift  # in the last template's frame, as `scores` are
