@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..effort import Quote
 from ..findings import Finding, Severity
 from ..grid import Tempo
-from ..kit import PairAnalysis
+
+if TYPE_CHECKING:  # the CLI imports this module at start; the kit analysis (scipy.signal) only when it runs
+    from ..kit import PairAnalysis
 
 
 def clock(seconds: float) -> str:
