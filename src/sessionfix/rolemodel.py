@@ -288,6 +288,8 @@ def loud_attacks(level: np.ndarray) -> np.ndarray:
     """Frames (ms) where the track's loud hits start: the level (`level_db`) rises ATTACK_RISE_DB within
     3 ms (from the start of that rise; one per 30 ms) and peaks within LOUD_HIT_DB of the loudest hit.
     Empty when it has fewer than MIN_HITS hits in all."""
+    if len(level) < MIN_HITS * 30:  # too short to hold MIN_HITS hits 30 ms apart
+        return np.zeros(0, int)
     rise3 = level - np.concatenate((np.full(3, level[0]), level[:-3]))
     peaks = np.flatnonzero((rise3 >= ATTACK_RISE_DB) & (rise3 >= np.roll(rise3, 1)) & (rise3 >= np.roll(rise3, -1)))
     starts: list[int] = []
