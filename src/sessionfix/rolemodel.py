@@ -237,7 +237,7 @@ LOUD_HIT_DB = 10.0  # ...and a loud one peaks within this of the track's loudest
 MIN_HITS = 8  # a track with fewer hits in its first minute is not judged
 MIN_CORRELATION = 0.2  # a far mic that hears the close mic's loud hits (rise correlation)
 LEAD_WINDOW_MS = 20  # each loud hit's attack is compared over +-this
-MAX_LEAD_MS = 15
+MAX_LEAD_MS = 15  # lags searched either side, ms: an overhead hears a close mic's drum 2-5 ms later, a room 5-15
 
 
 def guess_roles(
