@@ -570,8 +570,7 @@ def _from_sibling(
     Bottom): an edit moves both by the same amount hit by hit, so their anchors differ by the difference of
     their shifts on the same hits. The sibling whose unmoved hits fix its anchor leads; else a mic on top of
     the drum (like the other close mics, unlike one under it) whose references agree best on the guess."""
-    group = next((g for g in layout.siblings if name in g), ())
-    others = [o for o in group if o != name and o in agreed]
+    others = [o for o in layout.siblings_of(name) if o in agreed]
     measured = [o for o in others if o in decided and decided[o].basis == "unmoved_hits"]
     if measured:
         lead = measured[0]
@@ -821,11 +820,10 @@ def _heard_with_its_sibling(
     """Whether a close mic that reads as heard after its overheads hears them within SIBLING_MS of a sibling
     on the same drum that does not: a latency fault delays one mic, and would put it that far behind its
     sibling too; within it, the drum's direct sound was misplaced for both (a reading error), not delayed."""
-    group = next((g for g in layout.siblings if close in g), ())
+    siblings = layout.siblings_of(close)
     own = {p.reference: p.natural_lag_ms for p in overheads}
     return any(
-        q.close in group
-        and q.close != close
+        q.close in siblings
         and q.reference in own
         and q.natural_lag_ms is not None
         and q.natural_lag_ms >= -EARLY_TOLERANCE_MS

@@ -129,6 +129,11 @@ class KitLayout:
     def tracks(self) -> tuple[str, ...]:
         return self.close + self.references
 
+    def siblings_of(self, name: str) -> tuple[str, ...]:
+        """The other close mics on `name`'s drum (Snare Bottom for Snare Top); none when it has none."""
+        group = next((g for g in self.siblings if name in g), ())
+        return tuple(n for n in group if n != name)
+
     def only(self, usable: set[str]) -> KitLayout:
         """The layout without the tracks that are not in `usable`."""
         return KitLayout(
