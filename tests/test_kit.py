@@ -343,6 +343,30 @@ def test_a_close_mic_heard_first_by_a_reference_is_no_evidence_of_a_reference_de
     assert (finding.kind, finding.track) == ("mic_delay", "OH L.wav")
 
 
+def test_a_kick_mic_anchored_on_cymbal_bleed_is_not_a_delayed_mic() -> None:
+    # render.py Audiophob, natural, 126 bpm (seed 54): the kick mic's 138 hits were 46 kicks, which every
+    # reference hears 4.3 ms (OH) and 9 ms (rooms) after it, and 92 hat and ride hits as loud as the long
+    # kick under them, heard 17 ms (OH) and 10 ms (rooms) before it. The bleed, the larger cluster, set the
+    # natural lags: "Kick In delayed 19.4 ms". A latency fault delays every hit: no kick would read late
+    refs = ("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")
+    roles = {"OH L.wav": "overhead", "OH R.wav": "overhead", "Room L.wav": "room", "Room R.wav": "room"}
+    layout = KitLayout(close=("Kick In.wav",), references=refs, pairs=(), siblings=())
+    own = np.arange(138) % 3 == 0
+    natural_bleed, natural_kick = (-17.6, -17.5, -10.3, -10.3), (4.3, 4.4, 9.1, 9.1)
+
+    def pairs(kick_lags: tuple[float, ...]) -> list[PairAnalysis]:
+        out = []
+        for reference, bleed, kick in zip(refs, natural_bleed, kick_lags, strict=True):
+            p = _analysed_pair("Kick In.wav", reference, bleed)
+            out.append(replace(p, positions=np.arange(138) * 24000, lags_ms=np.where(own, kick, bleed)))
+        return out
+
+    assert _delay_findings(pairs(natural_kick), layout, roles) == []
+    # the same mic delayed 22 ms: its kicks too read before every reference
+    (finding,) = _delay_findings(pairs(tuple(k - 22.0 for k in natural_kick)), layout, roles)
+    assert (finding.kind, finding.track) == ("mic_delay", "Kick In.wav")
+
+
 def test_a_quantise_at_80_percent_strength_is_seen_against_the_daws_lattice() -> None:
     # render.py's drummer drifts (a slow wander of a few ms) as well as scattering each hit; a quantise at
     # 80 % strength leaves every moved hit a fifth of its error off the grid, none on it. Against a beat

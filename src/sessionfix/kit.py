@@ -838,6 +838,11 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
             continue
         if _heard_with_its_sibling(close, overheads, pairs, layout):
             continue
+        # a latency fault delays every hit the mic hears: a mic whose overheads hear a good share of its
+        # hits after it is not late; what reads late is another drum's bleed, there more often than its own
+        heard_after = np.all([np.nan_to_num(p.lags_ms, nan=-np.inf) > EARLY_TOLERANCE_MS for p in overheads], axis=0)
+        if heard_after.sum() >= max(3, HEARD_AFTER_SHARE * len(heard_after)):
+            continue
         # a late close mic shortens its lag to every reference by the same amount
         implied = [NOMINAL_LAG_MS.get(roles[p.reference], 3.0) - (p.natural_lag_ms or 0.0) for p in measured]
         if max(implied) - min(implied) > DELAY_AGREEMENT_MS:
@@ -856,6 +861,7 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
     return out
 
 
+HEARD_AFTER_SHARE = 0.25  # hits of a delayed close mic its overheads still hear after it: misreads only
 SIBLING_MS = 1.0  # two mics on one drum (top and bottom head, inside and outside a kick) sit within ~30 cm
 # of each other: their lags to one reference differ by less
 
