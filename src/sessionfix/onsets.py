@@ -386,7 +386,15 @@ def _masked(
 def attribute_bleed(
     hits: dict[str, Hits], drum_of: dict[str, str], *, sr: int, window_ms: float = 10.0, margin_db: float = 6.0
 ) -> dict[str, Hits]:
-    """Drop hits that belong to another drum.
+    """Drop hits that belong to another drum (`own_hits`)."""
+    keep = own_hits(hits, drum_of, sr=sr, window_ms=window_ms, margin_db=margin_db)
+    return {name: Hits(name, h.positions[keep[name]], h.levels_db[keep[name]]) for name, h in hits.items()}
+
+
+def own_hits(
+    hits: dict[str, Hits], drum_of: dict[str, str], *, sr: int, window_ms: float = 10.0, margin_db: float = 6.0
+) -> dict[str, np.ndarray]:
+    """Per mic, which of its hits are its own drum's (bool per hit).
 
     When two close mics on different drums both have a hit within `window_ms`, each hit's level is
     compared with its own mic's loud hits (98th percentile); the mic on which the event is
@@ -424,7 +432,7 @@ def attribute_bleed(
                 left = np.flatnonzero(keep[a])
                 echoes = _echoes(hits[a].positions[left], hits[b].positions[keep[b]], sr=sr, after=window)
                 keep[a][left[echoes]] = False
-    return {name: Hits(name, h.positions[keep[name]], h.levels_db[keep[name]]) for name, h in hits.items()}
+    return keep
 
 
 def _far_below(a: Hits, b: Hits, window: int) -> np.ndarray:
@@ -589,8 +597,42 @@ def detect_kit_hits(
 
     Positions are samples on the session timeline.
     """
+    found = find_close_mic_hits(session, layout=layout, roles=roles, params=params, progress=progress, jobs=jobs)
+    return attribute_bleed(found, {n: drum_key(n, roles[n]) for n in found}, sr=session.sr or 0)
+
+
+def find_close_mic_hits(
+    session: Session,
+    *,
+    layout: KitLayout,
+    roles: dict[str, Role],
+    params: OnsetParams,
+    progress: Progress = quiet,
+    jobs: int = 1,
+) -> dict[str, Hits]:
+    """Every close mic's hits as detected on it alone, before `attribute_bleed`."""
     sr = session.sr or 0
     tasks = [(session.track(name), roles[name], sr, params) for name in layout.close]
     found = map_ordered(_close_mic_hits, tasks, jobs=jobs, progress=progress, stage="Finding drum hits")
-    hits = dict(zip(layout.close, found, strict=True))
-    return attribute_bleed(hits, {n: drum_key(n, roles[n]) for n in hits}, sr=sr)
+    return dict(zip(layout.close, found, strict=True))
+
+
+def bleed_where_played(
+    hits: dict[str, Hits], moves: dict[str, np.ndarray], drum_of: dict[str, str], *, sr: int
+) -> dict[str, Hits]:
+    """`hits` attributed once more where they were played: each mic's hits less their `moves` (samples per
+    hit; mics without moves stay). An edit moves a drum's hits on its close mic, not the bleed of them that
+    every other mic heard where the drum was struck, up to 30 ms away: judged where they were played, the
+    mics agree again. The hits kept are returned where they are."""
+    placed, orders = {}, {}
+    for name, h in hits.items():
+        at = h.positions - moves.get(name, np.zeros(len(h), np.int64))
+        orders[name] = np.argsort(at, kind="stable")
+        placed[name] = Hits(name, at[orders[name]], h.levels_db[orders[name]])
+    kept = own_hits(placed, drum_of, sr=sr)
+    out = {}
+    for name, h in hits.items():
+        keep = np.zeros(len(h), bool)
+        keep[orders[name]] = kept[name]
+        out[name] = Hits(name, h.positions[keep], h.levels_db[keep])
+    return out

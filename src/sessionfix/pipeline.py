@@ -24,7 +24,7 @@ from .findings import SEVERITY_RANK, Finding
 from .grid import Tempo
 from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
 from .lags import measure_kit
-from .onsets import detect_hits, detect_kit_hits, detect_mix_hits
+from .onsets import attribute_bleed, bleed_where_played, detect_hits, detect_mix_hits, find_close_mic_hits
 from .parallel import Started
 from .parts import PartAnalysis, PartsAnalysis, PartsParams, analyse_part, combine_parts, yin
 from .progress import Progress, quiet
@@ -43,7 +43,7 @@ from .rolemodel import (
     session_context,
     track_features,
 )
-from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, KitPair, Role, assign_roles, kit_layout
+from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, KitPair, Role, assign_roles, drum_key, kit_layout
 from .session import (
     AUDIO_SUFFIXES,
     CONFIG_NAME,
@@ -178,16 +178,52 @@ def analyse_kit_stage(
     `usable`: the tracks a one-mic kit may be read from (default: all). `on_tempo` is told the grid as
     soon as it is known, before the lags are measured."""
     sr = session.sr or 0
-    hits = detect_kit_hits(session, layout=layout, roles=roles, params=params.onsets, progress=progress, jobs=jobs)
+    found = find_close_mic_hits(session, layout=layout, roles=roles, params=params.onsets, progress=progress, jobs=jobs)
+    drum_of = {name: drum_key(name, roles[name]) for name in found}
+    hits = attribute_bleed(found, drum_of, sr=sr)
     tempo = kit_tempo(hits, roles, sr=sr, end_s=session.duration_s)
     if tempo is None:
         tempo = _one_mic_tempo(session, roles, usable={t.name for t in session.tracks} if usable is None else usable)
     if on_tempo is not None:
         on_tempo(tempo)
     lags, agreed = measure_kit(session, layout=layout, roles=roles, hits=hits, params=params.lags, progress=progress)
+    kit = analyse_kit(
+        layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
+    )
+    if not kit.edited:
+        return kit
+    # an edited mic's hits may be another edited drum's bleed, which the other mics heard where that drum
+    # was played: the hits are attributed once more there (each mic's as found, the edited mics' own less
+    # their moves), and the edited mics whose hits change are measured again (the others keep theirs: an
+    # edit found is checked, none is looked for anew)
+    placed = {**found, **{name: kit.hits[name] for name in kit.edited}}
+    again = bleed_where_played(placed, _moves(kit, sr), drum_of, sr=sr)
+    changed = [n for n in kit.edited if not np.array_equal(again[n].positions, hits[n].positions)]
+    if not changed:
+        return kit
+    hits = {**hits, **{name: again[name] for name in changed}}
+    relayout = KitLayout(
+        close=tuple(changed),
+        references=layout.references,
+        pairs=tuple(p for p in layout.pairs if p.close in changed),
+        siblings=(),
+    )
+    lags = {pair: v for pair, v in lags.items() if pair[0] not in changed}
+    agreed = {name: v for name, v in agreed.items() if name not in changed}
+    new_lags, new_agreed = measure_kit(session, layout=relayout, roles=roles, hits=hits, params=params.lags)
+    lags, agreed = {**lags, **new_lags}, {**agreed, **new_agreed}
     return analyse_kit(
         layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
     )
+
+
+def _moves(kit: KitAnalysis, sr: int) -> dict[str, np.ndarray]:
+    """The edited close mics' moves, whole samples per hit (0 where a hit did not move)."""
+    moves = {}
+    for close in kit.edited:
+        pair = next(p for p in kit.pairs if p.close == close)
+        moves[close] = np.round(np.where(pair.moved, np.nan_to_num(pair.moves_ms), 0.0) * sr / 1e3).astype(np.int64)
+    return moves
 
 
 def _roles_by_audio(
