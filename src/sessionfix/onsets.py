@@ -17,7 +17,7 @@ from scipy.signal import butter, find_peaks, sosfiltfilt
 
 from .parallel import map_ordered
 from .progress import Progress, quiet
-from .roles import SAME_DRUM_DB, KitLayout, Role, drum_key
+from .roles import SAME_DRUM_DB, KitLayout, Role
 from .session import Audio, Session, Track, TrackAudio, windows
 
 # Band in which each instrument's own hits stand out from the kit's bleed, Hz.
@@ -583,24 +583,6 @@ def _close_mic_hits(task: tuple[Track, str, int, OnsetParams]) -> Hits:
     return detect_hits(audio, sr=sr, instrument=instrument, track=track.name, params=params, start=track.offset)
 
 
-def detect_kit_hits(
-    session: Session,
-    *,
-    layout: KitLayout,
-    roles: dict[str, Role],
-    params: OnsetParams,
-    progress: Progress = quiet,
-    jobs: int = 1,
-) -> dict[str, Hits]:
-    """Own-drum hits of every close mic of the kit (bleed from other drums attributed to their own mic),
-    `jobs` mics at a time (same results).
-
-    Positions are samples on the session timeline.
-    """
-    found = find_close_mic_hits(session, layout=layout, roles=roles, params=params, progress=progress, jobs=jobs)
-    return attribute_bleed(found, {n: drum_key(n, roles[n]) for n in found}, sr=session.sr or 0)
-
-
 def find_close_mic_hits(
     session: Session,
     *,
@@ -610,7 +592,8 @@ def find_close_mic_hits(
     progress: Progress = quiet,
     jobs: int = 1,
 ) -> dict[str, Hits]:
-    """Every close mic's hits as detected on it alone, before `attribute_bleed`."""
+    """Every close mic's hits as detected on it alone, `jobs` mics at a time (same results); positions are
+    samples on the session timeline. `attribute_bleed` then gives each drum's hits to its own mic."""
     sr = session.sr or 0
     tasks = [(session.track(name), roles[name], sr, params) for name in layout.close]
     found = map_ordered(_close_mic_hits, tasks, jobs=jobs, progress=progress, stage="Finding drum hits")
