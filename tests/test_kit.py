@@ -343,11 +343,12 @@ def test_a_close_mic_heard_first_by_a_reference_is_no_evidence_of_a_reference_de
     assert (finding.kind, finding.track) == ("mic_delay", "OH L.wav")
 
 
-def test_a_kick_mic_anchored_on_cymbal_bleed_is_not_a_delayed_mic() -> None:
-    # render.py Audiophob, natural, 126 bpm (seed 54): the kick mic's 138 hits were 46 kicks, which every
-    # reference hears 4.3 ms (OH) and 9 ms (rooms) after it, and 92 hat and ride hits as loud as the long
-    # kick under them, heard 17 ms (OH) and 10 ms (rooms) before it. The bleed, the larger cluster, set the
-    # natural lags: "Kick In delayed 19.4 ms". A latency fault delays every hit: no kick would read late
+def test_a_kick_mic_anchored_on_its_samples_later_transients_is_not_a_delayed_mic() -> None:
+    # render.py Audiophob, natural, 126 bpm (seed 54): the kick mic's 138 hits were 46 kick clicks, which
+    # every reference hears 4.3 ms (OH) and 9 ms (rooms) after it, and 92 later transients of the same
+    # samples (18.6 and 57.5 ms on, as loud), read 17 ms (OH) and 10 ms (rooms) before it. That larger
+    # cluster set the natural lags: "Kick In delayed 19.4 ms". A latency fault delays every hit: no click
+    # would read late
     refs = ("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")
     roles = {"OH L.wav": "overhead", "OH R.wav": "overhead", "Room L.wav": "room", "Room R.wav": "room"}
     layout = KitLayout(close=("Kick In.wav",), references=refs, pairs=(), siblings=())
