@@ -114,6 +114,11 @@ class KitAnalysis:
     tempo: Tempo | None
     findings: tuple[Finding, ...]
 
+    def moves(self, close: str, sr: int) -> np.ndarray:
+        """Samples per hit of the edited close mic `close`: how far the edit moved it (0 where it did not)."""
+        pair = next(p for p in self.pairs if p.close == close)  # every pair of a close mic carries its moves
+        return np.where(pair.moved, pair.moves_ms, 0.0) * sr / 1e3
+
 
 # ------------------------------------------------------------------------------------- anchor
 def _anchor(shifts: np.ndarray, *, half_widths: tuple[float, ...], params: KitParams) -> float | None:

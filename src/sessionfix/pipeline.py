@@ -197,7 +197,8 @@ def analyse_kit_stage(
     # their moves), and the edited mics whose hits change are measured again (the others keep theirs: an
     # edit found is checked, none is looked for anew)
     placed = {**found, **{name: kit.hits[name] for name in kit.edited}}
-    again = bleed_where_played(placed, _moves(kit, sr), drum_of, sr=sr)
+    moves = {name: np.round(kit.moves(name, sr)).astype(np.int64) for name in kit.edited}
+    again = bleed_where_played(placed, moves, drum_of, sr=sr)
     changed = [n for n in kit.edited if not np.array_equal(again[n].positions, hits[n].positions)]
     if not changed:
         return kit
@@ -215,15 +216,6 @@ def analyse_kit_stage(
     return analyse_kit(
         layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
     )
-
-
-def _moves(kit: KitAnalysis, sr: int) -> dict[str, np.ndarray]:
-    """The edited close mics' moves, whole samples per hit (0 where a hit did not move)."""
-    moves = {}
-    for close in kit.edited:
-        pair = next(p for p in kit.pairs if p.close == close)
-        moves[close] = np.round(np.where(pair.moved, np.nan_to_num(pair.moves_ms), 0.0) * sr / 1e3).astype(np.int64)
-    return moves
 
 
 def _roles_by_audio(

@@ -69,9 +69,8 @@ def _hit_moves(kit: KitAnalysis, sr: int) -> list[_Event]:
     agreed on; hits the edit left in place move by 0 (they end the previous region's move)."""
     events = []
     for close in kit.edited:
-        pair = next(p for p in kit.pairs if p.close == close)  # every pair of a close mic carries its moves
-        moves = np.where(pair.moved, pair.moves_ms, 0.0) * sr / 1e3
-        for pos, move, repeated in zip(pair.positions, moves, pair.repeated, strict=True):
+        pair = next(p for p in kit.pairs if p.close == close)
+        for pos, move, repeated in zip(pair.positions, kit.moves(close, sr), pair.repeated, strict=True):
             if not np.isnan(move) and not repeated:  # a stroke heard twice is cut and moved once
                 events.append(_Event(close_pos=int(pos), move=float(move), played_pos=float(pos) - float(move)))
     return events
