@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessionfix.parallel import Started, map_ordered
+from sessionfix.parallel import Started, map_ordered, map_outcomes
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -22,3 +22,13 @@ def test_work_started_early_raises_an_items_error_when_collected(jobs: int) -> N
     started = Started(int, ["1", "not a number", "3"], jobs=jobs)
     with pytest.raises(ValueError, match="not a number"):
         started.results()
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_outcomes_of_many_items_in_order_with_errors_in_their_place(jobs: int) -> None:
+    items = [str(k) for k in range(40)] + ["x"] + [str(-k) for k in range(9)]
+    seen: list[tuple[str, int, int]] = []
+    outcomes = map_outcomes(int, items, jobs=jobs, progress=lambda s, done, total: seen.append((s, done, total)))
+    assert outcomes[:40] == list(range(40)) and outcomes[41:] == [-k for k in range(9)]
+    assert isinstance(outcomes[40], ValueError) and "'x'" in str(outcomes[40])
+    assert seen[-1] == ("", 50, 50) and all(0 <= done <= total == 50 for _, done, total in seen)
