@@ -343,6 +343,32 @@ def test_a_close_mic_heard_first_by_a_reference_is_no_evidence_of_a_reference_de
     assert (finding.kind, finding.track) == ("mic_delay", "OH L.wav")
 
 
+def test_edited_mics_whose_unmoved_hits_measured_their_lags_count_against_a_reference_delay() -> None:
+    # render.py rumpf_kit, rt60 0.8 s, partial_exclude at 88 bpm (seed 74): kick and snare edited, their
+    # natural lags to the overheads measured by their unmoved hits (3.3-4.2 ms); the two tom mics, hearing
+    # only the edited drums' bleed, read 9.5 and 12.5 ms. Counting the toms alone gave "OH L/OH R delayed
+    # 8.0 ms"; the twin render, unedited, has no delay
+    refs = ("OH L.wav", "OH R.wav")
+    roles = {"OH L.wav": "overhead", "OH R.wav": "overhead"}
+    closes = ("Kick In.wav", "Snare Top.wav", "Snare Bottom.wav", "Tom 1.wav", "Tom 2.wav")
+    layout = KitLayout(close=closes, references=refs, pairs=(), siblings=())
+    lags = {"Kick In.wav": 4.19, "Snare Top.wav": 3.40, "Snare Bottom.wav": 3.30, "Tom 1.wav": 9.53, "Tom 2.wav": 12.5}
+
+    def pairs(basis: str) -> list[PairAnalysis]:
+        out = []
+        for close, lag in lags.items():
+            for reference in refs:
+                p = _analysed_pair(close, reference, lag)
+                if not close.startswith("Tom"):
+                    p = replace(p, state="partially_quantised", natural_lag_basis=basis)
+                out.append(p)
+        return out
+
+    assert _delay_findings(pairs("unmoved_hits"), layout, roles) == []
+    # where every hit moved, the edited mics' lags were taken from the others' (geometry): no evidence
+    assert {f.track for f in _delay_findings(pairs("geometry"), layout, roles)} == set(refs)
+
+
 def test_a_kick_mic_anchored_on_its_samples_later_transients_is_not_a_delayed_mic() -> None:
     # render.py Audiophob, natural, 126 bpm (seed 54): the kick mic's 138 hits were 46 kick clicks, which
     # every reference hears 4.3 ms (OH) and 9 ms (rooms) after it, and 92 later transients of the same
@@ -782,3 +808,4 @@ def test_a_close_mic_heard_with_its_sibling_is_no_late_mic_but_one_far_behind_it
     # without a sibling that reads right, the same -0.6 ms is a late mic
     alone = replace(layout, siblings=())
     assert [f.track for f in _delay_findings(pairs(-0.6), alone, roles)] == ["Snare Bottom.wav"]
+

@@ -810,12 +810,14 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
     # reference's delay
     early, _ = _early_readings(pairs, set())
     for ref in layout.references:
+        # an edited close mic's natural lag counts where its unmoved hits measured it, not where geometry
+        # assumed it (from the very lags judged here)
         own = [
             p
             for p in pairs
             if p.reference == ref
             and p.natural_lag_ms is not None
-            and p.state != "partially_quantised"
+            and (p.state != "partially_quantised" or p.natural_lag_basis == "unmoved_hits")
             and p.close not in early
         ]
         far = MAX_PLAUSIBLE_LAG_MS.get(roles[ref], 30.0)
