@@ -401,14 +401,37 @@ def _column_weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarr
     return np.where(total > 0, out, np.nan)
 
 
+def _frame_offset(differences: np.ndarray, lobe: int) -> float:
+    """The offset (samples) between two references' frames, from their per-hit shift differences.
+
+    An edit moves a hit by the same amount in every reference, so the difference is one value, except
+    where one reference read a hit on another lobe (a room whose reflection matches as well as its
+    direct sound). The median holds while it lies in a cluster (a third of the differences within
+    `lobe` of it). When the readings split into clusters it can fall between them, in none, and the
+    offset is then the median of the densest cluster; where no cluster holds a third of them (one
+    reference's readings scattered hit by hit, a kick in a real overhead), the median stays."""
+    d = np.sort(differences)
+    median = float(np.median(d))
+    count = np.searchsorted(d, d + lobe, side="right") - np.searchsorted(d, d - lobe, side="left")
+    if np.sum(np.abs(d - median) <= lobe) >= CLUSTER_SHARE * len(d) or count.max() < CLUSTER_SHARE * len(d):
+        return median
+    centre = d[int(np.argmax(count))]
+    return float(np.median(d[np.abs(d - centre) <= lobe]))
+
+
+CLUSTER_SHARE = 1 / 3  # of the hits: a cluster of differences (a reference split between two arrivals
+# reads each on about half its hits)
+
+
 def consensus(by_reference: dict[str, PairLags], *, min_confidence: float, lobe: int) -> Consensus:
     """Combine the references of one close mic hit by hit.
 
-    The references' frames are tied to the most confident one's by the median difference of their shifts;
-    each reference's match curve, weighted by its confidence, is moved into that frame and the curves
-    are summed (the shift where they agree wins; a cycle slip or a reflection in one reference does not).
-    Then each reference's own shift is re-read on its peak within `lobe` samples (a quarter period of the
-    drum's band) of that agreement, and the hit's shift is their confidence-weighted median.
+    The references' frames are tied to the most confident one's by the densest cluster of differences of
+    their shifts (`_frame_offset`); each reference's match curve, weighted by its confidence, is moved
+    into that frame and the curves are summed (the shift where they agree wins; a cycle slip or a
+    reflection in one reference does not). Then each reference's own shift is re-read on its peak within
+    `lobe` samples (a quarter period of the drum's band) of that agreement, and the hit's shift is their
+    confidence-weighted median.
     """
     references = tuple(by_reference)
     pairs = [by_reference[r] for r in references]
@@ -418,7 +441,7 @@ def consensus(by_reference: dict[str, PairLags], *, min_confidence: float, lobe:
     for r, p in enumerate(pairs):
         both = pairs[lead].measured & p.measured
         if r != lead and both.sum() >= 3:
-            offsets[r] = float(np.median(p.shifts[both] - pairs[lead].shifts[both]))
+            offsets[r] = _frame_offset(p.shifts[both] - pairs[lead].shifts[both], lobe)
     s = pairs[0].max_shift
     total = np.zeros((n_hits, 2 * s + 1))
     for p, offset in zip(pairs, offsets, strict=True):

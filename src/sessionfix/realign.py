@@ -65,13 +65,14 @@ class _Event:
 
 
 def _hit_moves(kit: KitAnalysis, sr: int) -> list[_Event]:
-    """One event per measured hit of the edited close mics, its move (samples) the one its references
-    agreed on; hits the edit left in place move by 0 (they end the previous region's move)."""
+    """One event per hit of the edited close mics, its move (samples) the one its references agreed on;
+    hits the edit left in place move by 0, and so do hits no reference could measure (left as they are,
+    not given a neighbour's move): either ends the previous region's move."""
     events = []
     for close in kit.edited:
         pair = next(p for p in kit.pairs if p.close == close)
         for pos, move, repeated in zip(pair.positions, kit.moves(close, sr), pair.repeated, strict=True):
-            if not np.isnan(move) and not repeated:  # a stroke heard twice is cut and moved once
+            if not repeated:  # a stroke heard twice is cut and moved once
                 events.append(_Event(close_pos=int(pos), move=float(move), played_pos=float(pos) - float(move)))
     return events
 
