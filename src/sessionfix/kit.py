@@ -944,11 +944,12 @@ def _stereo_pair_delays(
         # a pair brackets the kit: drums on its two sides reach it in opposite orders. Three drums or more
         # that all reach one side ONE_SIDE_MS or more later say that side is delayed, even where the delay
         # is under STEREO_PAIR_MS (a plug-in's 128 samples, 2.7 ms)
-        drums = [
-            d
-            for c, d in zip(measured, differences, strict=True)
-            if not set(layout.siblings_of(c)) & set(measured[: measured.index(c)])
-        ]
+        seen: set[str] = set()
+        drums = []  # one difference per drum: a drum's second mic (Snare Bottom) is not a second drum
+        for close, d in zip(measured, differences, strict=True):
+            if not seen & set(layout.siblings_of(close)):
+                drums.append(d)
+            seen.add(close)
         one_sided = len(drums) >= 3 and (min(drums) >= ONE_SIDE_MS or max(drums) <= -ONE_SIDE_MS)
         if not one_sided and (abs(difference) <= STEREO_PAIR_MS or not same_way):
             continue
