@@ -362,6 +362,27 @@ def test_a_plug_in_latency_on_one_overhead_is_found_from_every_drum_reaching_it_
     assert _stereo_pair_delays(pairs(two_drums), few, roles, flagged=set(), early=set()) == []
 
 
+def test_a_close_mic_heard_after_only_the_nearer_overhead_is_a_mic_delay() -> None:
+    # lags (ms) measured on a real kit whose Kick In was delayed 5.8 ms (render_real.py global_delay, seed 51,
+    # 118 bpm; a plug-in's 256 samples): OH L now hears the kick 1.2 ms before the kick mic does, OH R (6.1 ms
+    # away in the unedited twin) still 0.3 ms after it. Requiring every overhead to hear it first found
+    # nothing, and the kick's lags were then dropped as "not its own drum"
+    refs = ("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")
+    roles = {"OH L.wav": "overhead", "OH R.wav": "overhead", "Room L.wav": "room", "Room R.wav": "room"}
+    others = {"Floor Tom.wav": (3.95, 2.90, 11.64, 7.76), "Snare Top.wav": (2.98, 2.80, 8.16, 9.81)}
+    layout = KitLayout(close=("Kick In.wav", *others), references=refs, pairs=(), siblings=())
+
+    def pairs(kick: tuple[float, ...]) -> list[PairAnalysis]:
+        lags = {"Kick In.wav": kick, **others}
+        return [_analysed_pair(c, r, lag) for c, row in lags.items() for r, lag in zip(refs, row, strict=True)]
+
+    (finding,) = _delay_findings(pairs((-1.23, 0.32, 3.92, 3.94)), layout, roles)
+    assert (finding.kind, finding.track) == ("mic_delay", "Kick In.wav")
+    assert 2.5 < finding.value < 7.0  # sized from typical distances: 4.1 ms for the 5.8 added
+    # the unedited twin: no finding
+    assert _delay_findings(pairs((4.56, 6.09, 9.69, 9.72)), layout, roles) == []
+
+
 def test_a_close_mic_heard_first_by_a_reference_is_no_evidence_of_a_reference_delay() -> None:
     # render.py ForzeeStereo, reverberant, partial_cut and partial_exclude at 100 bpm: Tom 1's "hits" are
     # mostly other drums' bleed; its lags read OH L 9.2, OH R 2.9, Room L 11.6 and Room R -31.6 ms (a room

@@ -808,7 +808,8 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
     # a close mic some reference hears before it does (beyond the error, and not that reference's failed
     # reading) has hits that are not (only) its drum, or is late itself: its lags say nothing of a
     # reference's delay
-    early, _ = _early_readings(pairs, set())
+    early, failed_pairs = _early_readings(pairs, set())
+    failed = {reference for _, reference in failed_pairs}  # an overhead early for two close mics misread
     for ref in layout.references:
         # an edited close mic's natural lag counts where its unmoved hits measured it, not where geometry
         # assumed it (from the very lags judged here)
@@ -841,9 +842,12 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
             if p.close == close and p.natural_lag_ms is not None and p.natural_lag_basis == "unmoved_hits"
         ]  # measured lags, not assumed ones
         overheads = [p for p in measured if roles[p.reference] == "overhead"]
-        if not overheads or any((p.natural_lag_ms or 0.0) >= -EARLY_TOLERANCE_MS for p in overheads):
+        # heard after one overhead is enough: a delay smaller than the farther overhead's distance leaves
+        # that one hearing the drum after the close mic still (a kick 5.8 ms late: OH L -1.2, OH R +0.3 ms)
+        first = [p for p in overheads if (p.natural_lag_ms or 0.0) < -EARLY_TOLERANCE_MS and p.reference not in failed]
+        if not first:
             continue
-        if _heard_with_its_sibling(close, overheads, pairs, layout):
+        if _heard_with_its_sibling(close, first, pairs, layout):
             continue
         # a latency fault delays every hit the mic hears: a mic whose overheads hear a good share of its
         # hits after it is not late; what reads late is another drum's bleed, there more often than its own
@@ -854,13 +858,13 @@ def _delay_findings(pairs: list[PairAnalysis], layout: KitLayout, roles: dict[st
         implied = [NOMINAL_LAG_MS.get(roles[p.reference], 3.0) - (p.natural_lag_ms or 0.0) for p in measured]
         if max(implied) - min(implied) > DELAY_AGREEMENT_MS:
             continue
-        lag = float(np.median([p.natural_lag_ms for p in overheads]))
+        lag = float(np.median([p.natural_lag_ms for p in first]))
         delay = float(np.median(implied))
         out.append(
             _mic_delay(
                 close,
                 delay,
-                f"{_names([close])} is heard {-lag:.1f} ms after {_names([p.reference for p in overheads])}, "
+                f"{_names([close])} is heard {-lag:.1f} ms after {_names([p.reference for p in first])}, "
                 "which no kit can do: the close mic is delayed (a latency or plug-in delay fault), by about "
                 f"{delay:.1f} ms for typical mic distances",
             )
