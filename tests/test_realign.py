@@ -261,7 +261,7 @@ def test_written_files_follow_the_umask(tmp_path: Path) -> None:
 
 
 def test_align_exits_1_when_its_rescan_still_finds_the_kit_incoherent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import sessionfix.pipeline as pipeline
 
@@ -269,6 +269,29 @@ def test_align_exits_1_when_its_rescan_still_finds_the_kit_incoherent(
     empty = EditPlan(follow="close", tracks=("OH L.wav", "OH R.wav"), cuts=(), moves=(), crossfade=96)
     monkeypatch.setattr(pipeline, "plan_edits", lambda *a, **k: empty)  # a planner that cuts nothing
     assert main(["align", str(session), "--out", str(tmp_path / "fixed"), "--quiet"]) == 1
+    assert main(["align", str(session), "--out", str(tmp_path / "again")]) == 1
+    said = " ".join(capsys.readouterr().out.split())
+    assert "Still incoherent after realignment" in said and "running align on" in said
+    assert "no reference could time" not in said  # every hit of this kit was timed: none is blamed
+
+
+def test_hits_no_reference_could_time_are_counted_once_per_stroke() -> None:
+    from types import SimpleNamespace
+
+    from sessionfix.cli import _untimed_hits
+
+    def pair(close: str, moves: list[float], repeated: list[bool]) -> SimpleNamespace:
+        return SimpleNamespace(close=close, moves_ms=np.array(moves), repeated=np.array(repeated))
+
+    kit = SimpleNamespace(
+        edited=("Snare Top.wav",),
+        pairs=(
+            pair("Snare Top.wav", [1.0, np.nan, 0.0, np.nan, np.nan], [False, False, False, False, True]),
+            pair("Snare Top.wav", [1.0, np.nan, 0.0, np.nan, np.nan], [False, False, False, False, True]),
+            pair("Kick In.wav", [np.nan, np.nan], [False, False]),  # not edited: not align's to leave
+        ),
+    )
+    assert _untimed_hits(SimpleNamespace(kit=kit)) == 2  # the repeated stroke is its stroke's, once
 
 
 def test_align_analyses_the_kit_only_unless_a_whole_report_is_asked(tmp_path: Path) -> None:

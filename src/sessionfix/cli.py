@@ -513,13 +513,34 @@ def align_command(
         console.print(_coherence_table(result.before, result.after))
     left = at_or_above([f for f in result.after.kit.findings if f.kind == "partial_quantisation"], fail_on.value)
     if left:
+        untimed = _untimed_hits(result.before)
         console.print(
             f"Still incoherent after realignment: {', '.join(sorted({f.track or '' for f in left}))}. "
-            "Hits are left where they sit too close to a neighbour to cut between, or where the references "
-            "could not hear them through the rest of the kit (a crash on the beat): those are measured once "
-            f"the rest is aligned, so running align on {out} moves them."
+            + (
+                f"{untimed} hit{'s' if untimed > 1 else ''} no reference could time (a ghost note under the hi-hat, a "
+                "hit under a crash) stayed where they sit; "
+                if untimed
+                else ""
+            )
+            + (
+                f"{len(result.plan.skipped)} hit{'s' if len(result.plan.skipped) > 1 else ''} too close to a neighbour "
+                f"to cut between stayed too (listed in {out / EDITS_NAME}); "
+                if result.plan.skipped
+                else ""
+            )
+            + f"hits the rest of the kit masked can be measured once it is aligned: running align on {out} "
+            "moves those, and the rest is for the ear."
         )
     raise typer.Exit(EXIT_FINDINGS if left else EXIT_OK)
+
+
+def _untimed_hits(scan: Scan) -> int:
+    """Hits of the edited close mics that no reference could time (their moves unknown; align leaves them)."""
+    count = 0
+    for close in scan.kit.edited:
+        pair = next(p for p in scan.kit.pairs if p.close == close)
+        count += int(np.sum(np.isnan(pair.moves_ms) & ~pair.repeated))
+    return count
 
 
 def _kinds(option: str | None, flag: str) -> set[str]:
