@@ -292,8 +292,11 @@ def test_an_overhead_masked_for_several_close_mics_leaves_only_its_own_lags_unkn
     )
 
 
-def _room_pair(close: str, lags: tuple[float, float]) -> list[PairAnalysis]:
-    return [_analysed_pair(close, "Room L.wav", lags[0]), _analysed_pair(close, "Room R.wav", lags[1])]
+def _pair_sides(
+    lags: dict[str, tuple[float, float]], sides: tuple[str, str] = ("Room L.wav", "Room R.wav")
+) -> list[PairAnalysis]:
+    """Each close mic's pairs with the two sides of a stereo pair, from its (left, right) natural lags (ms)."""
+    return [_analysed_pair(c, side, lag) for c, both in lags.items() for side, lag in zip(sides, both, strict=True)]
 
 
 def test_one_side_of_a_stereo_pair_heard_late_is_a_mic_delay() -> None:
@@ -305,8 +308,7 @@ def test_one_side_of_a_stereo_pair_heard_late_is_a_mic_delay() -> None:
         "Snare Top.wav": (8.15, 15.83),
         "Tom 1.wav": (8.48, 14.06),
     }
-    pairs = [_room_pair(c, both) for c, both in lags.items()]
-    pairs = [p for both in pairs for p in both]
+    pairs = _pair_sides(lags)
     layout = KitLayout(close=tuple(lags), references=("Room L.wav", "Room R.wav"), pairs=(), siblings=())
     roles = {"Room L.wav": "room", "Room R.wav": "room"}
     (finding,) = _stereo_pair_delays(pairs, layout, roles, flagged=set(), early=set())
@@ -319,7 +321,7 @@ def test_one_side_of_a_stereo_pair_heard_late_is_a_mic_delay() -> None:
         "Snare Top.wav": (8.15, 8.10),
         "Tom 1.wav": (5.12, 6.79),
     }
-    pairs = [p for c, both in natural.items() for p in _room_pair(c, both)]
+    pairs = _pair_sides(natural)
     assert _stereo_pair_delays(pairs, replace(layout, close=tuple(natural)), roles, flagged=set(), early=set()) == []
 
 
@@ -345,21 +347,15 @@ def test_a_plug_in_latency_on_one_overhead_is_found_from_every_drum_reaching_it_
     siblings = (("Snare Top.wav", "Snare Bottom.wav"),)
     layout = KitLayout(close=tuple(delayed), references=("OH L.wav", "OH R.wav"), pairs=(), siblings=siblings)
 
-    def pairs(lags: dict[str, tuple[float, float]]) -> list[PairAnalysis]:
-        return [
-            _analysed_pair(c, reference, lag)
-            for c, both in lags.items()
-            for reference, lag in zip(("OH L.wav", "OH R.wav"), both, strict=True)
-        ]
-
-    (finding,) = _stereo_pair_delays(pairs(delayed), layout, roles, flagged=set(), early=set())
+    overheads = ("OH L.wav", "OH R.wav")
+    (finding,) = _stereo_pair_delays(_pair_sides(delayed, overheads), layout, roles, flagged=set(), early=set())
     assert (finding.kind, finding.track) == ("mic_delay", "OH R.wav")
     assert finding.value == pytest.approx(2.49, abs=0.5)
-    assert _stereo_pair_delays(pairs(natural), layout, roles, flagged=set(), early=set()) == []
+    assert _stereo_pair_delays(_pair_sides(natural, overheads), layout, roles, flagged=set(), early=set()) == []
     # two drums (the snare's two mics are one) are too few to say the pair does not bracket the kit
     two_drums = {c: delayed[c] for c in ("Kick In.wav", "Snare Top.wav", "Snare Bottom.wav")}
     few = replace(layout, close=tuple(two_drums))
-    assert _stereo_pair_delays(pairs(two_drums), few, roles, flagged=set(), early=set()) == []
+    assert _stereo_pair_delays(_pair_sides(two_drums, overheads), few, roles, flagged=set(), early=set()) == []
 
 
 def test_a_close_mic_heard_after_only_the_nearer_overhead_is_a_mic_delay() -> None:

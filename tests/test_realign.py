@@ -276,22 +276,42 @@ def test_align_exits_1_when_its_rescan_still_finds_the_kit_incoherent(
 
 
 def test_hits_no_reference_could_time_are_counted_once_per_stroke() -> None:
-    from types import SimpleNamespace
+    from sessionfix.kit import KitAnalysis, PairAnalysis
+    from sessionfix.roles import KitLayout
 
-    from sessionfix.cli import _untimed_hits
+    def pair(close: str, reference: str, moves: list[float], repeated: list[bool]) -> PairAnalysis:
+        n = len(moves)
+        return PairAnalysis(
+            close=close,
+            reference=reference,
+            instrument="snare",
+            positions=np.arange(n) * 24000,
+            lags_ms=np.full(n, 3.0),
+            moves_ms=np.array(moves),
+            moved=~np.isnan(moves),
+            repeated=np.array(repeated),
+            confidence=np.ones(n),
+            natural_lag_ms=3.0,
+            natural_lag_basis="unmoved_hits",
+            spread_ms=0.0,
+            state="partially_quantised",
+        )
 
-    def pair(close: str, moves: list[float], repeated: list[bool]) -> SimpleNamespace:
-        return SimpleNamespace(close=close, moves_ms=np.array(moves), repeated=np.array(repeated))
-
-    kit = SimpleNamespace(
-        edited=("Snare Top.wav",),
+    snare = ([1.0, np.nan, 0.0, np.nan, np.nan], [False, False, False, False, True])
+    kit = KitAnalysis(
+        layout=KitLayout(close=("Snare Top.wav", "Kick In.wav"), references=("OH L.wav",), pairs=(), siblings=()),
+        hits={},
         pairs=(
-            pair("Snare Top.wav", [1.0, np.nan, 0.0, np.nan, np.nan], [False, False, False, False, True]),
-            pair("Snare Top.wav", [1.0, np.nan, 0.0, np.nan, np.nan], [False, False, False, False, True]),
-            pair("Kick In.wav", [np.nan, np.nan], [False, False]),  # not edited: not align's to leave
+            pair("Snare Top.wav", "OH L.wav", *snare),
+            pair("Snare Top.wav", "OH R.wav", *snare),
+            pair("Kick In.wav", "OH L.wav", [np.nan, np.nan], [False, False]),  # not edited: not align's to leave
         ),
+        edited=("Snare Top.wav",),
+        moved_hits=2,
+        tempo=None,
+        findings=(),
     )
-    assert _untimed_hits(SimpleNamespace(kit=kit)) == 2  # the repeated stroke is its stroke's, once
+    assert kit.untimed_hits() == 2  # once per stroke, not per reference; the repeated stroke is its stroke's
 
 
 def test_align_analyses_the_kit_only_unless_a_whole_report_is_asked(tmp_path: Path) -> None:

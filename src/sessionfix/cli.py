@@ -513,7 +513,7 @@ def align_command(
         console.print(_coherence_table(result.before, result.after))
     left = at_or_above([f for f in result.after.kit.findings if f.kind == "partial_quantisation"], fail_on.value)
     if left:
-        untimed = _untimed_hits(result.before)
+        untimed = result.before.kit.untimed_hits()
         console.print(
             f"Still incoherent after realignment: {', '.join(sorted({f.track or '' for f in left}))}. "
             + (
@@ -533,14 +533,6 @@ def align_command(
         )
     raise typer.Exit(EXIT_FINDINGS if left else EXIT_OK)
 
-
-def _untimed_hits(scan: Scan) -> int:
-    """Hits of the edited close mics that no reference could time (their moves unknown; align leaves them)."""
-    count = 0
-    for close in scan.kit.edited:
-        pair = next(p for p in scan.kit.pairs if p.close == close)
-        count += int(np.sum(np.isnan(pair.moves_ms) & ~pair.repeated))
-    return count
 
 
 def _kinds(option: str | None, flag: str) -> set[str]:

@@ -114,10 +114,23 @@ class KitAnalysis:
     tempo: Tempo | None
     findings: tuple[Finding, ...]
 
+    def pair_of(self, close: str) -> PairAnalysis:
+        """A pair of the close mic `close`: every one carries the mic's hits, moves and repeats."""
+        return next(p for p in self.pairs if p.close == close)
+
     def moves(self, close: str, sr: int) -> np.ndarray:
         """Samples per hit of the edited close mic `close`: how far the edit moved it (0 where it did not)."""
-        pair = next(p for p in self.pairs if p.close == close)  # every pair of a close mic carries its moves
+        pair = self.pair_of(close)
         return np.where(pair.moved, pair.moves_ms, 0.0) * sr / 1e3
+
+    def untimed_hits(self) -> int:
+        """Strokes of the edited close mics that no reference could time: their moves are unknown, and
+        `align` leaves them where they sit."""
+        count = 0
+        for close in self.edited:
+            pair = self.pair_of(close)
+            count += int(np.sum(np.isnan(pair.moves_ms) & ~pair.repeated))
+        return count
 
 
 # ------------------------------------------------------------------------------------- anchor

@@ -70,7 +70,7 @@ def _hit_moves(kit: KitAnalysis, sr: int) -> list[_Event]:
     not given a neighbour's move): either ends the previous region's move."""
     events = []
     for close in kit.edited:
-        pair = next(p for p in kit.pairs if p.close == close)
+        pair = kit.pair_of(close)
         for pos, move, repeated in zip(pair.positions, kit.moves(close, sr), pair.repeated, strict=True):
             if not repeated:  # a stroke heard twice is cut and moved once
                 events.append(_Event(close_pos=int(pos), move=float(move), played_pos=float(pos) - float(move)))
