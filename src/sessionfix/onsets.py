@@ -39,6 +39,18 @@ RING_MASK: dict[str, tuple[float, float]] = {"kick": (300.0, 8.0), "tom": (300.0
 # SWELL_CLICK_RISE_DB is the same hit swelling; the same test, looking ahead, finds a lead-in.
 CLICK_BANDS: dict[str, tuple[float, float]] = {"kick": (1500.0, 6000.0), "tom": (1500.0, 6000.0)}
 SWELL_QUIETER_DB = 1.0
+# Two modes of equal amplitude in phase are twice one of them: after a stroke with a click, a click-less
+# swell may come up to 6 dB louder than the stroke's own onset (Audiophob's kick: +2.9..+3.6 dB, 19 and
+# 58 ms after each stroke). It follows a null, 1 / (2 df) after the stroke: shell modes of a kick or tom
+# beat at df <= 50 Hz, so not within 10 ms (there, a click-less candidate is the stroke's own body rising).
+# Only where the stroke brings a click (its click band within CLICK_AUDIBLE_DB of the stroke's level) does
+# a click-less rise tell a swell: Audiophob's kick clicks 13 dB under its body, ElectricEmpire's 37 dB
+# (no click: an edit's second attack, as loud as the first, has none either). And a swell's click band
+# stays under the stroke's (Audiophob: 6-23 dB); a second stroke soon after the first (an edit's flam,
+# 9 ms on the real kit) rises little over the first's click, but reaches its level.
+SWELL_LOUDER_DB = 6.0
+SWELL_NULL_MS = 10.0
+CLICK_AUDIBLE_DB = 25.0
 SWELL_CLICK_RISE_DB = 4.0  # strokes measured on the eval kits: 3-50 dB, median 12-17; swells -4..+3
 SWELL_WINDOW_MS = 80.0  # swells come within tens of ms; a click-less stroke an eighth later is a stroke
 SWELL_LEAD_MS = 25.0  # a click-less rise this soon before a louder stroke with a click is its lead-in
@@ -212,21 +224,22 @@ def attack_times(
 
 def _click_rise(
     signal: Audio, sr: int, instrument: str, frames: np.ndarray, hop: int, params: OnsetParams
-) -> np.ndarray:
-    """Per candidate frame, how far the click band rises (dB) over the few ms before it; +inf for
-    instruments without a click band (no candidate is then judged a swell).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate frame, how far the click band rises (dB) over the few ms before it, and its level
+    (dB) in the few ms after it; +inf and NaN for instruments without a click band (no candidate is then
+    judged a swell).
 
     Only a short window around each candidate is filtered (CANDIDATE_BATCH of them at once), not the track."""
     band = CLICK_BANDS.get(instrument)
     if band is None or not frames.size:
-        return np.full(len(frames), np.inf)
+        return np.full(len(frames), np.inf), np.full(len(frames), np.nan)
     # the zero-phase detection band can rise a few ms before the waveform's attack: look 8 ms ahead
     ahead, behind, gap = int(8 / params.hop_ms), int(8 / params.hop_ms), max(1, int(2 / params.hop_ms))
     window = max(hop, int(params.window_ms * 1e-3 * sr))
     settle = int(0.02 * sr)  # filter run-in and run-out around the part that is measured, samples
     lead = -(-(behind * hop + window + settle) // hop) * hop  # whole frames, so the envelope frames align
     length = lead + (ahead + 1) * hop + settle
-    rise = np.empty(len(frames))
+    rise, click_level = np.empty(len(frames)), np.empty(len(frames))
     for k in range(0, len(frames), CANDIDATE_BATCH):  # a batch at a time: memory does not grow with the song
         batch = frames[k : k + CANDIDATE_BATCH]
         segments = windows(signal, batch.astype(np.int64) * hop - lead, length)
@@ -236,7 +249,8 @@ def _click_rise(
         after = level[:, behind + 1 : behind + ahead + 1].max(axis=1)  # windows ending 1..8 frames after f
         before = level[:, 1 : behind - gap + 1].max(axis=1)  # ...ending 7..2 frames before it
         rise[k : k + len(batch)] = after - before
-    return rise
+        click_level[k : k + len(batch)] = after
+    return rise, click_level
 
 
 def _band_profiles(signal: Audio, positions: np.ndarray, sr: int) -> np.ndarray:
@@ -351,7 +365,7 @@ def _masked(
     result does not depend on the thresholds applied afterwards.
     """
     mask_ms, mask_db = RING_MASK.get(instrument, (0.0, 0.0))
-    click_rise = _click_rise(signal, sr, instrument, frames, hop, params)
+    click_rise, click_level = _click_rise(signal, sr, instrument, frames, hop, params)
     # a swell or lead-in is judged on its own level (the next 5 ms), not on a peak that may be the stroke's
     five_ms = max(1, int(5 / params.hop_ms))
     onset_level = maximum_filter1d(level, size=five_ms, origin=-(five_ms // 2))[frames]
@@ -365,12 +379,15 @@ def _masked(
         j = i - back
         since_ms = (frames[i] - frames[j]) * params.hop_ms
         ringing = (since_ms < mask_ms) & (peak_level[j] > peak_level[i] + mask_db)
-        swell = (
-            (since_ms < min(mask_ms, SWELL_WINDOW_MS))
-            & (onset_level[j] > onset_level[i] + SWELL_QUIETER_DB)
-            & (peak_level[j] >= peak_level[i])
-            & ~stroke[i]
+        quieter = (onset_level[j] > onset_level[i] + SWELL_QUIETER_DB) & (peak_level[j] >= peak_level[i])
+        beating = (
+            stroke[j]
+            & (click_level[j] > onset_level[j] - CLICK_AUDIBLE_DB)
+            & (since_ms >= SWELL_NULL_MS)
+            & (onset_level[i] < onset_level[j] + SWELL_LOUDER_DB)
+            & (click_level[i] < click_level[j] - SWELL_CLICK_RISE_DB)
         )
+        swell = (since_ms < min(mask_ms, SWELL_WINDOW_MS)) & (quieter | beating) & ~stroke[i]
         masked[i[ringing | swell]] = True
     # ...and some samples lead into the stroke with a soft, click-less rise a few ms before it
     lead = int(SWELL_LEAD_MS / params.hop_ms)
