@@ -42,11 +42,12 @@ def _line(
 
 
 @pytest.mark.parametrize("cents", [-40.0, -12.5, 0.0, 23.0])
-def test_yin_measures_a_steady_tone_to_a_cent(cents: float) -> None:
-    f = 110.0 * 2 ** (cents / 1200)
+@pytest.mark.parametrize("note_hz", [41.2, 110.0, 440.0])  # a bass's low E (its period near the longest lag), A2, A4
+def test_yin_measures_a_steady_tone_to_a_cent(cents: float, note_hz: float) -> None:
+    f = note_hz * 2 ** (cents / 1200)
     x = np.sin(2 * np.pi * f * np.arange(SR) / SR)
     f0, _ = yin(x, SR, threshold=0.15)
-    measured = 1200 * np.log2(np.nanmedian(f0) / 110.0)
+    measured = 1200 * np.log2(np.nanmedian(f0) / note_hz)
     assert measured == pytest.approx(cents, abs=1.0)
 
 

@@ -143,7 +143,8 @@ def _yin_frames(
     n = len(frames_idx)
     tau_min = int(ANALYSIS_SR / FMAX)
     frames = x[frames_idx[:, None] * hop + np.arange(width + tau_max)[None, :]]
-    n_fft = sp_fft.next_fast_len(2 * (width + tau_max), real=True)
+    # r_t(tau) for tau < tau_max reaches index width - 1 + tau_max - 1 of the frame: no circular wrap at this length
+    n_fft = sp_fft.next_fast_len(width + tau_max, real=True)
     spectrum = sp_fft.rfft(frames, n_fft, axis=1)
     head = sp_fft.rfft(frames[:, :width], n_fft, axis=1)
     cross = sp_fft.irfft(spectrum * np.conj(head), n_fft, axis=1)[:, :tau_max]  # r_t(tau) of the window
