@@ -534,7 +534,6 @@ def align_command(
     raise typer.Exit(EXIT_FINDINGS if left else EXIT_OK)
 
 
-
 def _kinds(option: str | None, flag: str) -> set[str]:
     """The repair kinds of a comma-separated --only/--skip value, checked."""
     from .repair import REPAIRS

@@ -402,6 +402,10 @@ def _column_weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarr
     return np.where(total > 0, out, np.nan)
 
 
+CLUSTER_SHARE = 1 / 3  # of the hits: a cluster of differences (a reference split between two arrivals
+# reads each on about half its hits)
+
+
 def _frame_offset(differences: np.ndarray, lobe: int) -> float:
     """The offset (samples) between two references' frames, from their per-hit shift differences.
 
@@ -418,10 +422,6 @@ def _frame_offset(differences: np.ndarray, lobe: int) -> float:
         return median
     centre = d[int(np.argmax(count))]
     return float(np.median(d[np.abs(d - centre) <= lobe]))
-
-
-CLUSTER_SHARE = 1 / 3  # of the hits: a cluster of differences (a reference split between two arrivals
-# reads each on about half its hits)
 
 
 def consensus(by_reference: dict[str, PairLags], *, min_confidence: float, lobe: int) -> Consensus:
