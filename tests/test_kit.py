@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from make_fixtures import delay, edited_kit, snare
+from make_fixtures import delay, edited_kit, place, snare
 
 from sessionfix import lags as lags_module
 from sessionfix.grid import Tempo
@@ -896,3 +896,52 @@ def test_references_that_read_half_the_hits_on_a_reflection_are_tied_to_one_of_t
     np.testing.assert_allclose(agreed.shift, truth, atol=0.1)
     assert agreed.offsets[:2].tolist() == [0.0, 0.0]
     assert all(min(abs(o - room), abs(o - (room - reflection))) < 1.0 for o in agreed.offsets[2:])
+
+
+def _ghost_notes(folder: Path, tom: str) -> tuple[np.ndarray, np.ndarray]:
+    """Snare Top (32 hits, every third a ghost note at -22 dB, half the hits quantised), overheads whose
+    cymbal wash buries the ghost notes, a room that hears them clearly, and per `tom`: no tom mic ("none"),
+    a rack tom mic hearing the snare 0.65 ms after the close mic ("fixed"), or one an edit moved hit by hit
+    ("edited"). Returns the close-mic hit positions (samples) and the moves (ms)."""
+    rng = np.random.default_rng(4)
+    n = 32
+    jitter = np.round(rng.normal(0, 0.006 * SR, n)).astype(int)
+    played = SR // 2 + np.arange(n) * BEAT + jitter
+    moves = np.where(np.arange(n) % 4 >= 2, -jitter, 0)
+    gains = [0.08 if i % 3 == 1 else 1.0 for i in range(n)]
+    length = int(played.max()) + SR
+    hit = snare(SR, rng)
+    heard = place(length, hit, list(played), gains)
+    tracks = {"Snare Top": 0.5 * delay(place(length, hit, list(played + moves), gains), 7.3)}
+    tracks["OH L"] = 0.4 * delay(heard, 7.3 + NATURAL) + 0.2 * rng.standard_normal(length)
+    tracks["OH R"] = 0.4 * delay(heard, 7.3 + NATURAL + 61.3) + 0.2 * rng.standard_normal(length)
+    tracks["Room L"] = 0.3 * delay(heard, 7.3 + 901.2)
+    if tom == "fixed":
+        tracks["Tom 1"] = 0.2 * delay(heard, 7.3 + 31.4)
+    elif tom == "edited":
+        tom_moves = np.round(rng.uniform(-300, 300, n)).astype(int)
+        tracks["Tom 1"] = 0.2 * delay(place(length, hit, list(played + tom_moves), gains), 7.3 + 31.4)
+    for name, audio in tracks.items():
+        sf.write(folder / f"{name}.wav", audio + 1e-4 * rng.standard_normal(length), SR, subtype="PCM_24")
+    return played + moves, moves / SR * 1e3
+
+
+@pytest.mark.parametrize("tom", ["none", "fixed", "edited"])
+def test_ghost_notes_the_overheads_lose_are_placed_by_a_neighbouring_tom_mic(tmp_path: Path, tom: str) -> None:
+    """A ghost note the overheads cannot place, read by the room alone, has no move (a room's reflection can
+    match as well as its direct sound); a rack tom's mic that hears the snare on one fixed path confirms the
+    room's reading, and every ghost note gets its move to a hundredth of a ms. A tom mic an edit moved apart
+    from the references confirms nothing."""
+    positions, moves_ms = _ghost_notes(tmp_path, tom)
+    pair = _pair(scan(tmp_path))
+    assert pair.close == "Snare Top.wav"
+    ghosts = np.arange(len(positions)) % 3 == 1
+    found = [int(np.argmin(np.abs(pair.positions - p))) for p in positions]
+    assert np.all(np.abs(pair.positions[found] - positions - 7) <= 2)  # every hit found (7.3 samples late)
+    reported = pair.moves_ms[found]
+    assert np.all(np.abs(reported[~ghosts] - moves_ms[~ghosts]) < 0.01)  # strokes: the overheads place them
+    if tom == "fixed":
+        assert np.all(np.abs(reported[ghosts] - moves_ms[ghosts]) < 0.01)
+        assert np.array_equal(pair.moved[found], np.abs(moves_ms) > 0.05)  # (one hit was played 0.02 ms off)
+    else:
+        assert np.all(np.isnan(reported[ghosts]))

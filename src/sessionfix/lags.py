@@ -17,12 +17,14 @@ Conventions
   the direct sound arrives, the first rise of the aligned hits' envelope at the reference against the
   same on the close mic. So a hit's lag is `direct_lag + shift`.
 - `consensus` combines the references of one close mic: an edit moves a close-mic hit by the same
-  amount for every reference, while each reference's errors are its own.
+  amount for every reference, while each reference's errors are its own. A hit one reference alone
+  places (a ghost note under the cymbals) is confirmed by the other close mics that hear the drum on a
+  fixed path (`confirmed_by_neighbours`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.fft as sp_fft
@@ -482,6 +484,74 @@ def consensus(by_reference: dict[str, PairLags], *, min_confidence: float, lobe:
     )
 
 
+NEIGHBOUR_CALIBRATION_HITS = 64  # well-placed hits a neighbouring close mic's path is measured on
+NEIGHBOUR_MIN_HITS = 8  # ...at least
+NEIGHBOUR_SPREAD = 0.25  # of a lobe: the most a neighbour's path may vary over the well-placed hits
+# A neighbour's reading of a quiet hit is never used alone, only where another mic reads the same shift
+# within a lobe (a wrong peak does so by chance about lobe / max_shift of the time, ~1 %): its own match
+# may be weak (a snare ghost note in a rack tom's mic matches at 0.15-0.35 where its strokes match at 0.85)
+NEIGHBOUR_MIN_CONFIDENCE = 0.1
+
+
+def _weakly_placed(agreed: Consensus) -> np.ndarray:
+    """Hits one reference alone places (a ghost note under the cymbals, heard only by a room)."""
+    return agreed.agreeing == 1
+
+
+def _calibration_hits(agreed: Consensus, weak: np.ndarray) -> np.ndarray:
+    """Up to NEIGHBOUR_CALIBRATION_HITS well-placed hits spread over the song: two or more references
+    agree on them and they are explained at least as well as the mic's typical hit."""
+    placed = ~weak & ~np.isnan(agreed.shift)
+    if not placed.any():
+        return placed
+    well = np.flatnonzero(placed & (agreed.confidence >= np.median(agreed.confidence[placed])))
+    keep = well[:: int(np.ceil(len(well) / NEIGHBOUR_CALIBRATION_HITS))] if len(well) else well
+    out = np.zeros(len(weak), bool)
+    out[keep] = True
+    return out
+
+
+def confirmed_by_neighbours(
+    agreed: Consensus, heard: dict[str, PairLags], rows: np.ndarray, *, weak: np.ndarray, lobe: int
+) -> Consensus:
+    """Hits the references place weakly, placed again with the other close mics that hear this drum.
+
+    A close mic beside the drum (a rack tom's over a snare) hears it on one fixed path and little of the
+    cymbals that mask a quiet hit in the overheads. Where its shift differs from the references' agreed
+    shift by one constant over the well-placed hits (its path is fixed and it was not edited apart from
+    them), its reading counts as one more measurement of the weak hits (`rows`: indices of the hits
+    `heard` measured; `weak`: which of them are weak). A weak hit is placed where two readings, references
+    and neighbours together, agree within `lobe` samples, one of them a reference's: a neighbour confirms
+    a reference's reading, never places a hit alone (two tom mics agree on a tom stroke bleeding into
+    the snare mic, which is no snare hit). Otherwise the hit keeps its references' reading."""
+    readings = [agreed.pair_shifts[:, rows] - agreed.offsets[:, None]]
+    for p in heard.values():
+        calibrated = ~weak & ~np.isnan(agreed.shift[rows]) & p.measured
+        if calibrated.sum() < NEIGHBOUR_MIN_HITS:
+            continue
+        difference = p.shifts[calibrated] - agreed.shift[rows][calibrated]
+        offset = float(np.median(difference))
+        spread = 1.4826 * float(np.median(np.abs(difference - offset)))
+        if spread > NEIGHBOUR_SPREAD * lobe:
+            continue  # edited apart from the references, or hearing this drum on no fixed path
+        readings.append((p.shifts - offset)[None, :])
+    if len(readings) == 1:
+        return agreed
+    values = np.concatenate(readings)
+    n_refs = len(agreed.references)
+    shift, agreeing = agreed.shift.copy(), agreed.agreeing.copy()
+    for k, i in enumerate(rows):
+        own, theirs = values[:n_refs, k], values[n_refs:, k]
+        if not weak[k] or np.all(np.isnan(own)) or np.all(np.isnan(theirs)):
+            continue
+        # around each reference's reading, the readings within a lobe of it
+        near = np.abs(own[:, None] - values[None, :, k]) <= lobe
+        best = int(np.argmax(near.sum(axis=1)))
+        if near[best].sum() >= 2 and near[best, n_refs:].any():
+            shift[i], agreeing[i] = float(np.median(values[near[best], k])), int(near[best].sum())
+    return replace(agreed, shift=shift, agreeing=agreeing)
+
+
 # ------------------------------------------------------------------------------------ the kit
 def _until_next_hit(windows: np.ndarray, positions: np.ndarray, pre: int, *, guard: int) -> np.ndarray:
     """Close-mic windows with everything from just before the next hit on silenced: a window must hold
@@ -556,4 +626,25 @@ def measure_kit(
             low, high = settings[c].band
             lobe = max(1, int(sr / (4 * np.sqrt(low * high))))  # a quarter period at the band's centre
             agreed[c] = consensus(own, min_confidence=params.min_confidence, lobe=lobe)
+            weak = _weakly_placed(agreed[c])
+            others = set(layout.siblings_of(c)) | {c}
+            neighbours = [name for name in layout.close if roles[name] in MEASURED_ROLES and name not in others]
+            if weak.any() and neighbours:
+                # each neighbour read around this mic's weak hits and the well-placed ones that calibrate it
+                rows = np.flatnonzero(weak | _calibration_hits(agreed[c], weak))
+                span = pre + posts[c] + max_lag - min_lag
+                heard: dict[str, PairLags] = {}
+                for neighbour in neighbours:
+                    windows = read_windows(session.track(neighbour), hits[c].positions[rows] - pre + min_lag, span)
+                    heard[neighbour] = track_pair(
+                        close_windows[c][rows],
+                        windows,
+                        close_onsets=close_onsets[c][rows],
+                        sr=sr,
+                        setting=replace(settings[c], band=settings[c].onset_band),
+                        min_lag=min_lag,
+                        max_shift=max_shift,
+                        min_confidence=NEIGHBOUR_MIN_CONFIDENCE,
+                    )
+                agreed[c] = confirmed_by_neighbours(agreed[c], heard, rows, weak=weak[rows], lobe=lobe)
     return lags, agreed
