@@ -585,7 +585,8 @@ def measure_kit(
     max_shift = int(params.max_move_ms * 1e-3 * sr)
     # a hi-hat or cymbal radiates differently towards every mic: on real kits the two hear ~0.1-0.2 of
     # each other's signal, so their hits cannot be placed (they are still moved with the kit by align)
-    closes = [c for c in layout.close if c in hits and len(hits[c]) and roles[c] in MEASURED_ROLES]
+    with_pairs = {p.close for p in layout.pairs}
+    closes = [c for c in layout.close if c in with_pairs and c in hits and len(hits[c]) and roles[c] in MEASURED_ROLES]
     settings = {c: LAG_SETTINGS.get(roles[c], LAG_SETTINGS["snare"]) for c in closes}
     posts = {c: int(settings[c].post_ms * 1e-3 * sr) for c in closes}
     close_windows, close_onsets = {}, {}
@@ -629,9 +630,10 @@ def measure_kit(
             weak = _weakly_placed(agreed[c])
             others = set(layout.siblings_of(c)) | {c}
             neighbours = [name for name in layout.close if roles[name] in MEASURED_ROLES and name not in others]
-            if weak.any() and neighbours:
+            calibration = _calibration_hits(agreed[c], weak)
+            if weak.any() and neighbours and calibration.sum() >= NEIGHBOUR_MIN_HITS:
                 # each neighbour read around this mic's weak hits and the well-placed ones that calibrate it
-                rows = np.flatnonzero(weak | _calibration_hits(agreed[c], weak))
+                rows = np.flatnonzero(weak | calibration)
                 span = pre + posts[c] + max_lag - min_lag
                 heard: dict[str, PairLags] = {}
                 for neighbour in neighbours:

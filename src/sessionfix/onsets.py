@@ -636,3 +636,20 @@ def bleed_where_played(
         keep[orders[name]] = kept[name]
         out[name] = Hits(name, h.positions[keep], h.levels_db[keep])
     return out
+
+
+def echoes_of_played(
+    hits: dict[str, Hits], played: dict[str, np.ndarray], drum_of: dict[str, str], *, sr: int, window_ms: float = 10.0
+) -> dict[str, Hits]:
+    """`hits` less those that echo an edited drum where it was played (`played`: per edited mic, its hits'
+    played positions, samples, sorted). A drum that sets another ringing does so where it was struck:
+    with half its close-mic hits moved by an edit, the rings no longer follow that mic by one delay and
+    `own_hits` keeps them; judged against the played positions they are echoes again."""
+    out = dict(hits)
+    for a in hits:
+        for b, positions in played.items():
+            if a != b and drum_of[a] != drum_of[b] and len(out[a]):
+                echoes = _echoes(out[a].positions, positions, sr=sr, after=int(window_ms * 1e-3 * sr))
+                out[a] = Hits(a, out[a].positions[~echoes], out[a].levels_db[~echoes])
+    return out
+

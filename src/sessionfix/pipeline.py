@@ -24,7 +24,14 @@ from .findings import SEVERITY_RANK, Finding
 from .grid import Tempo
 from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
 from .lags import measure_kit
-from .onsets import attribute_bleed, bleed_where_played, detect_hits, detect_mix_hits, find_close_mic_hits
+from .onsets import (
+    attribute_bleed,
+    bleed_where_played,
+    detect_hits,
+    detect_mix_hits,
+    echoes_of_played,
+    find_close_mic_hits,
+)
 from .parallel import Started
 from .parts import PartAnalysis, PartsAnalysis, PartsParams, analyse_part, combine_parts, yin
 from .progress import Progress, quiet
@@ -195,19 +202,23 @@ def analyse_kit_stage(
     # an edited mic's hits may be another edited drum's bleed, which the other mics heard where that drum
     # was played: the hits are attributed once more there (each mic's as found, the edited mics' own less
     # their moves), and the edited mics whose hits change are measured again (the others keep theirs: an
-    # edit found is checked, none is looked for anew)
+    # edit found is checked, none is looked for anew), except where an unedited mic's hits echo an edited
+    # drum where it was played (a floor tom set ringing by every snare stroke): those leave it
     placed = {**found, **{name: kit.hits[name] for name in kit.edited}}
     moves = {name: np.round(kit.moves(name, sr)).astype(np.int64) for name in kit.edited}
     again = bleed_where_played(placed, moves, drum_of, sr=sr)
-    changed = [n for n in kit.edited if not np.array_equal(again[n].positions, hits[n].positions)]
+    played = {name: np.sort(kit.hits[name].positions - moves[name]) for name in kit.edited}
+    unedited = echoes_of_played({n: h for n, h in hits.items() if n not in kit.edited}, played, drum_of, sr=sr)
+    again = {**again, **unedited}
+    changed = [n for n in hits if not np.array_equal(again[n].positions, hits[n].positions)]
     if not changed:
         return kit
     hits = {**hits, **{name: again[name] for name in changed}}
-    relayout = KitLayout(
-        close=tuple(changed),
+    relayout = KitLayout(  # every close mic stays a neighbour that may confirm a hit (lags.measure_kit)
+        close=layout.close,
         references=layout.references,
         pairs=tuple(p for p in layout.pairs if p.close in changed),
-        siblings=(),
+        siblings=layout.siblings,
     )
     lags = {pair: v for pair, v in lags.items() if pair[0] not in changed}
     agreed = {name: v for name, v in agreed.items() if name not in changed}
