@@ -505,7 +505,7 @@ def _calibration_hits(agreed: Consensus, weak: np.ndarray) -> np.ndarray:
     if not placed.any():
         return placed
     well = np.flatnonzero(placed & (agreed.confidence >= np.median(agreed.confidence[placed])))
-    keep = well[:: int(np.ceil(len(well) / NEIGHBOUR_CALIBRATION_HITS))] if len(well) else well
+    keep = well[:: int(np.ceil(len(well) / NEIGHBOUR_CALIBRATION_HITS))]  # (never empty: the median hit is in it)
     out = np.zeros(len(weak), bool)
     out[keep] = True
     return out

@@ -652,4 +652,3 @@ def echoes_of_played(
                 echoes = _echoes(out[a].positions, positions, sr=sr, after=int(window_ms * 1e-3 * sr))
                 out[a] = Hits(a, out[a].positions[~echoes], out[a].levels_db[~echoes])
     return out
-
