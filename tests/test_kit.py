@@ -90,6 +90,32 @@ def test_every_moved_hit_is_found_with_its_move(tmp_path: Path, moved_from: int)
     assert finding.count == pair.moved.sum() == result.kit.moved_hits
 
 
+@pytest.mark.parametrize("edit", ["full_quantise", "exclude_within"])
+def test_hits_a_full_quantise_moved_by_one_amount_do_not_anchor_the_natural_lag(tmp_path: Path, edit: str) -> None:
+    """Three strokes played 4.1 ms late are moved by one amount by a 100 % quantise (real cut-61: three
+    snare strokes within 0.04 ms): sitting on the lattice like every moved hit, they are no unmoved hits.
+    Hits an "exclude within 2 ms" left where they were played, off the lattice by 0-2 ms, still are."""
+    played, _ = _groove(40, moved_from=0)
+    grid = [SR // 2 + i * BEAT for i in range(40)]
+    for i in (5, 17, 29):
+        played[i] = grid[i] + 197  # 4.1 ms late
+    jitter = [p - g for p, g in zip(played, grid, strict=True)]
+    excluded = [edit == "exclude_within" and abs(j) <= 0.002 * SR for j in jitter]
+    moves = [0 if e else -j for j, e in zip(jitter, excluded, strict=True)]
+    pair = _pair(scan(_session(tmp_path, played, moves)))
+    moves_ms = np.array(moves) / SR * 1e3
+    if edit == "full_quantise":
+        assert pair.natural_lag_basis == "geometry"  # before: "unmoved_hits", every move 4.1 ms off
+        error = pair.moves_ms - moves_ms
+        assert np.max(np.abs(error - np.median(error))) < 0.01
+        assert pair.moved.sum() == 40
+    else:
+        assert 3 <= sum(excluded) <= 15
+        assert pair.natural_lag_basis == "unmoved_hits"
+        assert pair.natural_lag_ms == pytest.approx(NATURAL / SR * 1e3, abs=0.15)
+        assert np.max(np.abs(pair.moves_ms - moves_ms)) < 0.01
+
+
 def test_a_coherent_kit_is_left_alone(tmp_path: Path) -> None:
     played, _ = _groove(40)
     result = scan(_session(tmp_path, played, [0] * 40))
@@ -704,6 +730,23 @@ def test_references_that_place_a_drum_farther_apart_than_a_kit_leave_its_natural
     assert basis == "none" and spread / ms > 5
     anchor, basis, _ = _geometric_anchor(pairs([0.4, 0.9, 4.5, 4.1]), np.zeros(4), geometry, roles=roles, sr=SR)
     assert basis == "geometry" and anchor / ms == pytest.approx(3.05, abs=0.3)
+
+
+def test_a_reference_that_read_another_sound_bounds_no_geometric_anchor() -> None:
+    # real partial_cut with a crash on every bar (cut-64): OH L reads the kick's direct sound 12.9 ms after
+    # the close mic, 8.6 ms beyond what the other three references imply. Taken as a bound (no overhead
+    # farther than 8 ms) it dragged the kick's moves 3.3 ms off; the other references place it
+    ms = SR / 1e3
+    references = ("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")
+    roles = {"OH L.wav": "overhead", "OH R.wav": "overhead", "Room L.wav": "room", "Room R.wav": "room"}
+    geometry = dict(zip(references, np.array([2.63, 3.45, 10.16, 8.29]) * ms, strict=True))
+    direct = [12.9, 5.09, 10.11, 9.92]
+    pairs = [
+        (r, PairLags(np.zeros(3), np.ones(3), lag * ms, np.zeros((3, 1), np.float32)))
+        for r, lag in zip(references, direct, strict=True)
+    ]
+    anchor, basis, _ = _geometric_anchor(pairs, np.zeros(4), geometry, roles=roles, sr=SR)
+    assert basis == "geometry" and anchor / ms == pytest.approx(-1.64, abs=0.05)  # before: -4.9 (the bound)
 
 
 def test_a_tom_mic_read_from_bleed_gives_no_distance_to_the_kit() -> None:

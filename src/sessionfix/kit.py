@@ -183,6 +183,8 @@ class _CloseMic:
     moved: np.ndarray  # bool per hit: moved by the edit, a stroke heard twice counted once
     repeated: np.ndarray  # bool per hit: the other hearing of a stroke heard twice
     edited: bool
+    # bool per hit: a stroke its references place at the anchor (none where no hit was left unmoved)
+    unmoved: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 def _noise(agreed: Consensus, sr: int) -> float:
@@ -207,8 +209,8 @@ def _geometric_anchor(
     lag from the unedited close mics (`geometry`, samples), else its role's nominal lag (overheads only:
     a room's distance varies too much), clamped within what each reference's distance allows. Also how
     far the references' candidates disagree (samples): how well this mic's position fits the others'."""
-    candidates, weights = [], []
-    for (reference, p), offset in zip(pairs, offsets, strict=True):
+    candidates, weights, of_pair = [], [], []
+    for i, ((reference, p), offset) in enumerate(zip(pairs, offsets, strict=True)):
         if not np.isfinite(p.direct_lag):
             continue
         if reference in geometry:
@@ -217,11 +219,19 @@ def _geometric_anchor(
         elif roles[reference] == "overhead":
             candidates.append(NOMINAL_LAG_MS["overhead"] * 1e-3 * sr - p.direct_lag - offset)
             weights.append(0.25)
+        else:
+            continue
+        of_pair.append(i)
     if not candidates:
         return 0.0, "none", np.inf
     anchor = weighted_median(np.array(candidates), np.array(weights))
-    disagreement = float(np.median(np.abs(np.array(candidates) - anchor)))
-    anchor, _ = _within_geometry(anchor, pairs, offsets, roles=roles, sr=sr)
+    deviation = np.abs(np.array(candidates) - anchor)
+    disagreement = float(np.median(deviation))
+    # a reference whose candidate puts the drum farther from the others' than a kit is wide read another
+    # sound as its direct one (a crash on every bar over the kick: 8.6 ms off): it bounds nothing
+    misread = {i for i, d in zip(of_pair, deviation, strict=True) if d > KIT_SPREAD_MS * 1e-3 * sr}
+    kept = [i for i in range(len(pairs)) if i not in misread]
+    anchor, _ = _within_geometry(anchor, [pairs[i] for i in kept], offsets[kept], roles=roles, sr=sr)
     if disagreement > KIT_SPREAD_MS * 1e-3 * sr:
         # the references place this drum farther apart than a kit is wide: their direct sounds are not
         # this drum's (a ride over the snare); its natural lags stay unknown, its moves relative
@@ -273,6 +283,7 @@ def _analyse_close(
     repeated |= _second_sounds(hits.positions, hits.levels_db, moves, sr, params)
     stroke = ~repeated
     confirmed = (agreed.agreeing >= min(2, n_refs)) & ~np.isnan(moves)
+    unmoved = np.zeros(len(shifts), bool)
     loud = hits.levels_db >= hits.loud_db - LOUD_DB  # strokes of the mic's own drum
     if basis == "unmoved_hits":
         moved = confirmed & (np.abs(np.nan_to_num(moves)) > min_move)
@@ -302,7 +313,15 @@ def _analyse_close(
         edited = _quantised(hits.positions, moves, judged, tempo, sr, params, lattice_step)
     if not edited:
         moved = np.zeros(len(shifts), bool)
-    return _CloseMic(anchor=anchor, basis=basis, moves=moves, moved=moved & stroke, repeated=repeated, edited=edited)
+    return _CloseMic(
+        anchor=anchor,
+        basis=basis,
+        moves=moves,
+        moved=moved & stroke,
+        repeated=repeated,
+        edited=edited,
+        unmoved=unmoved if edited else np.zeros(len(shifts), bool),
+    )
 
 
 SOUND_MS = 150.0  # a stroke's own later transients (a sample's repeat of its attack) come within this
@@ -446,6 +465,39 @@ def _quantised(
     return False
 
 
+# A DAW's full-strength quantise puts each moved attack within ON_LATTICE_MS of its lattice point (the real
+# kit's snare: 97-100 % of moved hits within 0.2 ms); a played hit lands that close to the grid rarely (the
+# unmoved hits an "exclude within" leaves spread over +-1-3 ms: 0 of 21 within 0.25 ms on the real kit)
+ON_LATTICE_MS = 0.2
+ON_LATTICE_SHARE = 0.8  # share of the moved hits on the lattice that shows a full-strength quantise
+
+
+def _snapped_to_the_lattice(
+    positions: np.ndarray, mic: _CloseMic, *, tempo: Tempo | None, step_s: float | None, sr: int
+) -> bool:
+    """Whether every "unmoved" hit of an edited close mic sits on the quantise lattice its moved hits sit on
+    (a full-strength quantise): hits the edit moved by one amount by chance (three strokes of forty
+    sharing a move within 4 samples is common), not hits left where they were played (each within
+    ON_LATTICE_MS of the grid by chance with ~0.1 odds)."""
+    moved_s = positions[mic.moved] / sr
+    if tempo is None or not mic.unmoved.any() or len(moved_s) < 4:
+        return False
+    fit = lattice(moved_s, bpm=tempo.bpm, step_s=step_s)
+    if fit is None or fit[2] < ON_LATTICE_SHARE * len(moved_s):
+        return False
+    step, phase = fit[0], fit[1]
+
+    def off_the_lattice(times_s: np.ndarray) -> np.ndarray:
+        offset = times_s - phase
+        return np.abs(offset - np.round(offset / step) * step)
+
+    # "as exactly": within the moved hits' own distances but for outliers (Tukey's fence: a bottom mic's
+    # attacks read a few tenths of a ms from the lattice point, a misread one 20 ms)
+    q1, q3 = np.quantile(off_the_lattice(moved_s), [0.25, 0.75])
+    tolerance = max(ON_LATTICE_MS * 1e-3, float(q3 + 1.5 * (q3 - q1)))
+    return bool(np.all(off_the_lattice(positions[mic.unmoved] / sr) <= tolerance))
+
+
 REGION_MS = 80.0  # a sample's repeat of its attack, a flam or a ring, moved with its stroke, comes this soon
 SAME_REGION_MS = 2.0  # ...and reads the stroke's move to within this (its lag read on a different sound)
 
@@ -521,9 +573,13 @@ def analyse_kit(
     # an edited mic whose "unmoved" hits would put its drum farther from the overheads than the other
     # drums by more than a kit's size allows is not anchored by them: they are moved hits that happen to
     # share a move (every hit of a partial_cut moved); its moves are read from the geometry instead
+    # ...and so are "unmoved" hits that sit on the quantise lattice as exactly as the moved ones
     for name, mic in list(decided.items()):
-        if mic.edited and _farther_than_the_kit(
-            own[name], agreed[name].offsets, mic.anchor, geometry, roles=roles, sr=sr, instrument=roles[name]
+        if mic.edited and (
+            _farther_than_the_kit(
+                own[name], agreed[name].offsets, mic.anchor, geometry, roles=roles, sr=sr, instrument=roles[name]
+            )
+            or _snapped_to_the_lattice(hits[name].positions, mic, tempo=tempo, step_s=step, sr=sr)
         ):
             del decided[name]
             anchors[name] = None
