@@ -16,6 +16,7 @@ from sessionfix.kit import (
     KitParams,
     PairAnalysis,
     _analyse_close,
+    _before_the_close_mic,
     _CloseMic,
     _delay_findings,
     _distances,
@@ -23,6 +24,7 @@ from sessionfix.kit import (
     _geometric_anchor,
     _quantised,
     _second_sounds,
+    _snapped_to_the_lattice,
     _stereo_pair_delays,
     _unexplained_early,
     _unmeasured,
@@ -114,6 +116,37 @@ def test_hits_a_full_quantise_moved_by_one_amount_do_not_anchor_the_natural_lag(
         assert pair.natural_lag_basis == "unmoved_hits"
         assert pair.natural_lag_ms == pytest.approx(NATURAL / SR * 1e3, abs=0.15)
         assert np.max(np.abs(pair.moves_ms - moves_ms)) < 0.01
+
+
+def test_a_cluster_is_judged_by_how_many_of_its_hits_sit_on_the_lattice_against_the_moved_hits_odds() -> None:
+    """ColomboAcousticDrumkit s125-cut: 82 % of the moved attacks within 0.2 ms of the lattice, the rest read
+    up to 19 ms off under a hi-hat's bleed; two of the three "unmoved" hits on it (0.003, 0.013 ms), one read
+    0.8 ms off: moved by chance. Hits an "exclude within" left sit 0.3-2.7 ms off: played."""
+    step = BEAT / 4
+    rng = np.random.default_rng(3)
+    moved_at = SR + step * np.arange(40)
+    moved_at[:7] += rng.uniform(0.5, 19.0, 7) * 1e-3 * SR  # attacks misread off the lattice
+
+    def snapped(unmoved_off_ms: list[float]) -> bool:
+        unmoved_at = SR + step * (41 + 3 * np.arange(len(unmoved_off_ms))) + np.array(unmoved_off_ms) * 1e-3 * SR
+        positions = np.concatenate((moved_at, unmoved_at)).round().astype(np.int64)
+        moved = np.arange(len(positions)) < 40
+        mic = _CloseMic(
+            anchor=0.0,
+            basis="unmoved_hits",
+            moves=np.zeros(len(positions)),
+            moved=moved,
+            repeated=np.zeros(len(positions), bool),
+            edited=True,
+            unmoved=~moved,
+        )
+        tempo = Tempo.straight(bpm=120.0, first_beat_s=0.5, meter=4, end_s=60.0)
+        return _snapped_to_the_lattice(positions, mic, tempo=tempo, step_s=step / SR, sr=SR)
+
+    assert snapped([0.003, 0.013, 0.8])
+    assert snapped([0.05, 0.175, 0.056, 0.202])  # real cut-61's Snare Bottom: 3 of 4 within 0.2 ms
+    assert not snapped([0.42, 0.5, 0.94, 1.09, 1.29, 1.6, 2.1, 0.13, 2.4, 2.57])  # real excl-63: 1 of 10
+    assert not snapped([0.3, 1.2, 2.7])
 
 
 def test_a_coherent_kit_is_left_alone(tmp_path: Path) -> None:
@@ -747,6 +780,43 @@ def test_a_reference_that_read_another_sound_bounds_no_geometric_anchor() -> Non
     ]
     anchor, basis, _ = _geometric_anchor(pairs, np.zeros(4), geometry, roles=roles, sr=SR)
     assert basis == "geometry" and anchor / ms == pytest.approx(-1.64, abs=0.05)  # before: -4.9 (the bound)
+
+
+def test_a_reference_far_from_the_others_still_bounds_the_anchor_from_below() -> None:
+    # real cutfull-3: OH L's candidate for the kick lies 6.3 ms from the median, but its lower bound holds
+    # (no reference hears a drum before its close mic; a misread comes later, not earlier)
+    ms = SR / 1e3
+    references = ("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")
+    roles = {"OH L.wav": "overhead", "OH R.wav": "overhead", "Room L.wav": "room", "Room R.wav": "room"}
+    geometry = dict(zip(references, np.array([4.43, 3.42, 12.15, 8.43]) * ms, strict=True))
+    pairs = [
+        (r, PairLags(np.zeros(3), np.ones(3), lag * ms, np.zeros((3, 1), np.float32)))
+        for r, lag in zip(references, [0.4, 5.9, 10.76, 10.74], strict=True)
+    ]
+    anchor, basis, _ = _geometric_anchor(pairs, np.zeros(4), geometry, roles=roles, sr=SR)
+    assert basis == "geometry" and anchor / ms == pytest.approx(-0.4, abs=0.05)  # the median says -2.31
+
+
+def test_unmoved_hits_that_put_a_drum_at_the_overheads_before_its_close_mic_are_no_anchor() -> None:
+    # ColomboAcousticDrumkit partial_cut in a reverberant room: five of 55 snare hits read on one
+    # reflection would have both overheads hear the snare 9.5 ms before the snare mic
+    ms = SR / 1e3
+    references = ("OH L.wav", "OH R.wav", "Room L.wav")
+    roles = {"OH L.wav": "overhead", "OH R.wav": "overhead", "Room L.wav": "room"}
+
+    def pairs(direct_ms: list[float]) -> list[tuple[str, PairLags]]:
+        return [
+            (r, PairLags(np.zeros(3), np.ones(3), lag * ms, np.zeros((3, 1), np.float32)))
+            for r, lag in zip(references, direct_ms, strict=True)
+        ]
+
+    offsets = np.zeros(3)
+    assert _before_the_close_mic(pairs([3.4, 3.4, 7.5]), offsets, -12.9 * ms, roles=roles, sr=SR)
+    assert not _before_the_close_mic(pairs([3.4, 3.4, 7.5]), offsets, 0.0, roles=roles, sr=SR)
+    # a few ms early (Millo-Drums' overhead samples lead its close mics': -2.9 / -1.3 ms), or early at one
+    # overhead only (the other misread), it may anchor
+    assert not _before_the_close_mic(pairs([3.4, 3.4, 7.5]), offsets, -6.3 * ms, roles=roles, sr=SR)
+    assert not _before_the_close_mic(pairs([3.4, 14.0, 7.5]), offsets, -9.5 * ms, roles=roles, sr=SR)
 
 
 def test_a_tom_mic_read_from_bleed_gives_no_distance_to_the_kit() -> None:
