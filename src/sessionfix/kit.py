@@ -502,7 +502,8 @@ def _quantised(
 ON_LATTICE_MS = 0.2
 ON_LATTICE_SHARE = 0.8  # share of the moved hits on the lattice that shows a full-strength quantise
 # A played hit lands that close to the grid far more rarely: at most this share of the hits an "exclude
-# within" leaves in place (its window 1 ms or more; the real kit's: 0 of 21 within 0.25 ms)
+# within" leaves in place (the real kit's: 0 of 21 within 0.25 ms at a 2-3 ms window; 1-2 of 8-14 within
+# 0.2 ms at 0.8-1.6 ms)
 PLAYED_ON_LATTICE = 0.2
 
 
@@ -621,8 +622,8 @@ def analyse_kit(
     # an edited mic whose "unmoved" hits would put its drum farther from the overheads than the other
     # drums by more than a kit's size allows is not anchored by them: they are moved hits that happen to
     # share a move (every hit of a partial_cut moved); its moves are read from the geometry instead
-    # ...and so are "unmoved" hits that sit on the quantise lattice as exactly as the moved ones, or that
-    # would have every overhead hear the drum before its own close mic
+    # ...and so are "unmoved" hits that sit on the quantise lattice more as moved hits do than as played
+    # ones, or that would have every overhead hear the drum before its own close mic
     for name, mic in list(decided.items()):
         if mic.edited and (
             _farther_than_the_kit(
