@@ -195,6 +195,11 @@ def _noise(agreed: Consensus, sr: int) -> float:
     return agreed.noise if np.isfinite(agreed.noise) else 0.02e-3 * sr
 
 
+def _min_move(agreed: Consensus, sr: int, params: KitParams) -> float:
+    """Samples: the smallest shift from the anchor that counts as a move (beyond the measurement's noise)."""
+    return max(params.noise_factor * _noise(agreed, sr), params.min_move_ms * 1e-3 * sr)
+
+
 def _unmoved_anchor(
     agreed: Consensus,
     positions: np.ndarray,
@@ -215,7 +220,7 @@ def _unmoved_anchor(
     if centre is None or p <= params.cluster_p:
         return centre
     near = np.abs(agreed.shift - centre) <= half_widths[0]
-    far = np.abs(agreed.shift - centre) > max(params.noise_factor * noise, params.min_move_ms * 1e-3 * sr)
+    far = np.abs(agreed.shift - centre) > _min_move(agreed, sr, params)
     odds = _lattice_odds(positions, moved=far, cluster=near, tempo=tempo, step_s=step_s, sr=sr)
     return centre if odds is not None and p * odds[0] <= params.cluster_p else None
 
@@ -281,7 +286,7 @@ def _analyse_close(
     per reference of `agreed`, whether it is a room mic."""
     shifts = agreed.shift
     n_refs = len(agreed.references)
-    min_move = max(params.noise_factor * _noise(agreed, sr), params.min_move_ms * 1e-3 * sr)
+    min_move = _min_move(agreed, sr, params)
     moves = anchor - shifts
     # a stroke heard twice (an edit's flam, bleed just before a stroke) is the better-explained of the two
     same_stroke = int(params.same_stroke_ms * 1e-3 * sr)
@@ -804,6 +809,16 @@ def _distances(
     return {reference: float(np.median(v)) for reference, v in lags.items()}
 
 
+def _natural_lags(pairs: list[tuple[str, PairLags]], offsets: np.ndarray, anchor: float) -> dict[str, float]:
+    """Per reference whose direct sound was placed, the close mic's natural lag to it (samples) that
+    `anchor` (samples, in the frame of the consensus) implies."""
+    return {
+        reference: p.direct_lag + offset + anchor
+        for (reference, p), offset in zip(pairs, offsets, strict=True)
+        if np.isfinite(p.direct_lag)
+    }
+
+
 def _farther_than_the_kit(
     pairs: list[tuple[str, PairLags]],
     offsets: np.ndarray,
@@ -819,9 +834,9 @@ def _farther_than_the_kit(
     measure (a room's direct sound, weaker than its reflections, is read less surely), or on every reference,
     two or more, where no overhead does."""
     excess = {
-        reference: p.direct_lag + offset + anchor - geometry[reference]
-        for (reference, p), offset in zip(pairs, offsets, strict=True)
-        if reference in geometry and np.isfinite(p.direct_lag)
+        reference: natural - geometry[reference]
+        for reference, natural in _natural_lags(pairs, offsets, anchor).items()
+        if reference in geometry
     }
     overheads = [e for reference, e in excess.items() if roles[reference] == "overhead"]
     judged = overheads or (list(excess.values()) if len(excess) >= 2 else [])
@@ -839,9 +854,9 @@ def _before_the_close_mic(
     moves then read from the geometry. A reverberant room's reflection read on five of 55 hits anchored a
     render.py snare 12.9 ms off (-9.5 ms at both overheads)."""
     early = [
-        p.direct_lag + offset + anchor < -KIT_SPREAD_MS * 1e-3 * sr
-        for (reference, p), offset in zip(pairs, offsets, strict=True)
-        if roles[reference] == "overhead" and np.isfinite(p.direct_lag)
+        natural < -KIT_SPREAD_MS * 1e-3 * sr
+        for reference, natural in _natural_lags(pairs, offsets, anchor).items()
+        if roles[reference] == "overhead"
     ]
     return bool(early) and all(early)
 

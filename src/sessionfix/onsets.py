@@ -444,11 +444,9 @@ def own_hits(
                         if relative_a < relative_b - margin_db:
                             keep[a][i] = False
     for a in names:  # ...then, among the hits left, the ones that echo another drum's
-        for b in names:
-            if a != b and drum_of[a] != drum_of[b]:
-                left = np.flatnonzero(keep[a])
-                echoes = _echoes(hits[a].positions[left], hits[b].positions[keep[b]], sr=sr, after=window)
-                keep[a][left[echoes]] = False
+        left = np.flatnonzero(keep[a])
+        others = [hits[b].positions[keep[b]] for b in names if b != a and drum_of[a] != drum_of[b]]
+        keep[a][left] = _not_echoes(hits[a].positions[left], others, sr=sr, after=window)
     return keep
 
 
@@ -467,6 +465,16 @@ def _far_below(a: Hits, b: Hits, window: int) -> np.ndarray:
 
 ECHO_MAX_MS = 80.0  # another drum's stroke can set a mic's drum ringing, or reach it late, this long after
 ECHO_SHARE = 0.5  # ...and when this share of a mic's hits follow another mic's by one delay, they are its
+
+
+def _not_echoes(positions: np.ndarray, others: list[np.ndarray], *, sr: int, after: int) -> np.ndarray:
+    """Which of one mic's hits are left (bool per hit) once those echoing each of `others` (other drums'
+    hit positions, samples, sorted) are taken out in turn (`_echoes`)."""
+    keep = np.ones(len(positions), bool)
+    for other in others:
+        left = np.flatnonzero(keep)
+        keep[left[_echoes(positions[left], other, sr=sr, after=after)]] = False
+    return keep
 
 
 def _echoes(positions: np.ndarray, others: np.ndarray, *, sr: int, after: int) -> np.ndarray:
@@ -645,10 +653,9 @@ def echoes_of_played(
     played positions, samples, sorted). A drum that sets another ringing does so where it was struck:
     with half its close-mic hits moved by an edit, the rings no longer follow that mic by one delay and
     `own_hits` keeps them; judged against the played positions they are echoes again."""
-    out = dict(hits)
-    for a in hits:
-        for b, positions in played.items():
-            if a != b and drum_of[a] != drum_of[b] and len(out[a]):
-                echoes = _echoes(out[a].positions, positions, sr=sr, after=int(window_ms * 1e-3 * sr))
-                out[a] = Hits(a, out[a].positions[~echoes], out[a].levels_db[~echoes])
+    out = {}
+    for a, h in hits.items():
+        others = [positions for b, positions in played.items() if b != a and drum_of[a] != drum_of[b]]
+        keep = _not_echoes(h.positions, others, sr=sr, after=int(window_ms * 1e-3 * sr))
+        out[a] = Hits(a, h.positions[keep], h.levels_db[keep])
     return out
