@@ -10,7 +10,7 @@ Conventions
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -73,7 +73,7 @@ class TrackStats:
     dc: tuple[float, ...]  # per channel, median of 1 s window means, linear
     clip_runs: tuple[tuple[int, int], ...]  # [start, end) of each run of full-scale samples
     identical_channels: bool  # a multichannel file whose channels are all the same (False for mono)
-    digest: str  # hash of the decoded samples, for duplicate detection
+    digest: str  # CRC-32 and length of the decoded samples: with the envelope, for duplicate detection
     envelope: np.ndarray  # max |x| of the channel mean per ENVELOPE_HOP samples, float32
     invalid_runs: tuple[tuple[int, int], ...] = ()  # [start, end) of each run of NaN/infinite samples
     invalid_frames: int = 0  # frames holding a NaN or an infinity (the other measures read them as 0)
@@ -124,7 +124,8 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
     Raises `RuntimeError`/`OSError` when the file cannot be decoded to its declared length.
     """
     threshold = full_scale_threshold(track.subtype)
-    digest = hashlib.blake2b(digest_size=16)
+    can_hold_nan = track.subtype in ("FLOAT", "DOUBLE") or track.subtype not in SUBTYPE_BITS  # PCM cannot
+    checksum = 0
     peak = 0.0
     window_sums = np.zeros((-(-track.frames // track.sr) + 1, track.channels))  # per 1 s of file
     identical = track.channels > 1
@@ -136,37 +137,42 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
     invalid: list[tuple[int, int]] = []
     invalid_frames = 0
     for block in iter_blocks(track, block_frames=block_frames):
-        digest.update(block.tobytes())
-        finite = np.isfinite(block).all(axis=1)
-        if not finite.all():  # a float file can hold NaN or infinity: count them, measure the rest as 0
+        checksum = zlib.crc32(block.data, checksum)
+        if can_hold_nan and not np.isfinite(block).all():  # NaN or infinity: count them, measure the rest as 0
+            finite = np.isfinite(block).all(axis=1)
             starts, ends = _runs(~finite)
             invalid += [(pos + int(a), pos + int(b)) for a, b in zip(starts, ends, strict=True)]
             invalid_frames += int(np.sum(~finite))
             block = np.where(np.isfinite(block), block, 0.0).astype(np.float32)
-        magnitude = np.abs(block)
-        peak = max(peak, float(magnitude.max()))
-        window = (pos + np.arange(len(block))) // track.sr
+        magnitude = np.abs(block) if track.channels > 1 else np.abs(block[:, 0])
+        block_peak = float(magnitude.max())
+        peak = max(peak, block_peak)
+        # 1 s windows: a block spans at most a few, summed in float64 in file order
+        first, last = pos // track.sr, (pos + len(block) - 1) // track.sr
+        edges = np.arange(first + 1, last + 1) * track.sr - pos
         for c in range(track.channels):
-            window_sums[:, c] += np.bincount(window, weights=block[:, c], minlength=len(window_sums))[
-                : len(window_sums)
-            ]
+            sums = np.add.reduceat(block[:, c].astype(np.float64), np.r_[0, edges])
+            window_sums[first : last + 1, c] += sums[: max(len(window_sums) - first, 0)]  # past the end: ignored
         if identical:
             identical = bool((block == block[:, :1]).all())
 
-        starts, ends = _runs(magnitude.max(axis=1) >= threshold)
-        if open_run is not None and not (len(starts) and starts[0] == 0):
-            if pos - open_run >= params.clip_run_samples:  # the run ended exactly at the block edge
-                runs.append((open_run, pos))
-            open_run = None
-        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            start = open_run if (s == 0 and open_run is not None) else pos + s
-            open_run = None
-            if e == len(block):
-                open_run = start  # may continue into the next block
-            elif pos + e - start >= params.clip_run_samples:
-                runs.append((start, pos + e))
+        if block_peak >= threshold or open_run is not None:
+            full = (magnitude.max(axis=1) if track.channels > 1 else magnitude) >= threshold
+            starts, ends = _runs(full)
+            if open_run is not None and not (len(starts) and starts[0] == 0):
+                if pos - open_run >= params.clip_run_samples:  # the run ended exactly at the block edge
+                    runs.append((open_run, pos))
+                open_run = None
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                start = open_run if (s == 0 and open_run is not None) else pos + s
+                open_run = None
+                if e == len(block):
+                    open_run = start  # may continue into the next block
+                elif pos + e - start >= params.clip_run_samples:
+                    runs.append((start, pos + e))
 
-        pending = np.concatenate((pending, np.abs(block.mean(axis=1))))  # samples not yet in a full hop
+        mean = block[:, 0] if track.channels == 1 else block.mean(axis=1)
+        pending = np.concatenate((pending, np.abs(mean)))  # samples not yet in a full hop
         whole = len(pending) // ENVELOPE_HOP * ENVELOPE_HOP
         hops.append(pending[:whole].reshape(-1, ENVELOPE_HOP).max(axis=1))
         pending = pending[whole:]
@@ -182,7 +188,7 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
         dc=_dc_offset(window_sums, pos, track.sr),
         clip_runs=tuple(runs),
         identical_channels=identical,
-        digest=digest.hexdigest(),
+        digest=f"{checksum:08x}-{pos}",
         envelope=envelope,
         invalid_runs=_merge_runs(invalid),
         invalid_frames=invalid_frames,
@@ -386,7 +392,7 @@ def _duplicate_findings(stats: dict[str, TrackStats], silent: set[str]) -> list[
         if name in silent:
             continue
         original = first_with.setdefault(stats[name].digest, name)
-        if original != name:
+        if original != name and np.array_equal(stats[name].envelope, stats[original].envelope):
             out.append(
                 Finding(
                     kind="duplicate",
