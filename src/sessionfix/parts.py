@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.fft as sp_fft
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import resample_poly
 
@@ -142,22 +143,30 @@ def _yin_frames(
     """YIN f0 and RMS of the frames starting at frames_idx * hop."""
     n = len(frames_idx)
     tau_min = int(ANALYSIS_SR / FMAX)
-    frames = x[frames_idx[:, None] * hop + np.arange(width + tau_max)[None, :]]
+    length = width + tau_max
     # r_t(tau) for tau < tau_max reaches index width - 1 + tau_max - 1 of the frame: no circular wrap at this length
-    n_fft = sp_fft.next_fast_len(width + tau_max, real=True)
-    spectrum = sp_fft.rfft(frames, n_fft, axis=1)
-    head = sp_fft.rfft(frames[:, :width], n_fft, axis=1)
-    cross = sp_fft.irfft(spectrum * np.conj(head), n_fft, axis=1)[:, :tau_max]  # r_t(tau) of the window
-    squares = np.cumsum(frames**2, axis=1)
+    n_fft = sp_fft.next_fast_len(length, real=True)
+    # the frames and their heads written into zero-padded buffers once (rfft would pad a copy of each)
+    padded = np.zeros((n, n_fft))
+    padded[:, :length] = sliding_window_view(x, length)[frames_idx * hop]
+    squares = np.cumsum(padded[:, :length] ** 2, axis=1)
+    spectrum = sp_fft.rfft(padded, axis=1)
+    padded[:, width:] = 0.0  # now the heads
+    spectrum *= np.conj(sp_fft.rfft(padded, axis=1))
+    cross = sp_fft.irfft(spectrum, n_fft, axis=1)[:, :tau_max]  # r_t(tau) of the window
     energy0 = squares[:, width - 1]
-    lagged = squares[:, width - 1 : width - 1 + tau_max] - np.concatenate(
-        (np.zeros((n, 1)), squares[:, : tau_max - 1]), axis=1
-    )
-    difference = energy0[:, None] + lagged - 2 * cross
+    difference = squares[:, width - 1 : width - 1 + tau_max].copy()
+    difference[:, 1:] -= squares[:, : tau_max - 1]  # energy of the lagged window
+    difference += energy0[:, None]
+    cross *= 2.0
+    difference -= cross
     difference[:, 0] = 0.0
-    cumulative = np.cumsum(difference[:, 1:], axis=1) / np.arange(1, tau_max)
-    normalised = np.ones_like(difference)
-    normalised[:, 1:] = difference[:, 1:] / np.maximum(cumulative, 1e-12)
+    cumulative = np.cumsum(difference[:, 1:], axis=1)
+    cumulative /= np.arange(1, tau_max)
+    np.maximum(cumulative, 1e-12, out=cumulative)
+    normalised = difference
+    normalised[:, 1:] /= cumulative
+    normalised[:, 0] = 1.0
     below = normalised[:, tau_min:] < threshold
     voiced = below.any(axis=1)
     first = np.argmax(below, axis=1) + tau_min
