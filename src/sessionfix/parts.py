@@ -147,7 +147,7 @@ def _yin_frames(
     # r_t(tau) for tau < tau_max reaches index width - 1 + tau_max - 1 of the frame: no circular wrap at this length
     n_fft = sp_fft.next_fast_len(length, real=True)
     # the frames and their heads written into zero-padded buffers once (rfft would pad a copy of each)
-    padded = np.zeros((n, n_fft))
+    padded = np.zeros((n, n_fft), np.float32)  # single precision: a dip's depth is >1e-4 of the energy
     padded[:, :length] = sliding_window_view(x, length)[frames_idx * hop]
     squares = np.cumsum(padded[:, :length] ** 2, axis=1)
     spectrum = sp_fft.rfft(padded, axis=1)
@@ -253,7 +253,8 @@ def _steady_pitch(f0: np.ndarray, a4_hz: float) -> tuple[float, float]:
     if best_len == 0:
         return float(np.median(midi)), 0.0
     run = midi[best_lo : best_lo + best_len]
-    return float(0.5 * (np.percentile(run, 10) + np.percentile(run, 90))), best_len * HOP / ANALYSIS_SR
+    low, high = np.percentile(run, [10, 90])
+    return float(0.5 * (low + high)), best_len * HOP / ANALYSIS_SR
 
 
 def analyse_part(
@@ -309,11 +310,10 @@ def analyse_part(
     if tempo is not None:
         struck_s = np.array([n.start_s for n in notes if n.onset_ms is not None])
         placement = _usual_placement(struck_s, tempo) if len(struck_s) else 0.0
+        errors_ms = tempo.grid_error_s(np.array([n.start_s - placement for n in notes])) * 1e3
         notes = [
-            replace(n, onset_ms=float(tempo.grid_error_s(np.array([n.start_s - placement]))[0] * 1e3))
-            if n.onset_ms is not None
-            else n
-            for n in notes
+            replace(n, onset_ms=float(error_ms)) if n.onset_ms is not None else n
+            for n, error_ms in zip(notes, errors_ms, strict=True)
         ]
     offset = track_tuning_cents(np.array([n.cents for n in notes if n.steady_s >= params.min_steady_s]))
     cents_track = _wrap(1200 * np.log2(f0 / a4_hz))
