@@ -425,9 +425,10 @@ def own_hits(
     for a in names:  # two mics named for one drum: one that hears its hits SAME_DRUM_DB down is not on it
         for b in names:
             if a != b and drum_of[a] == drum_of[b] and len(hits[a]) and len(hits[b]):
-                bleed = _far_below(hits[a], hits[b], window)
-                if bleed.mean() >= 0.5:  # ...most of what it hears is that drum: it is inside another drum
-                    # (a double kit's second kick), so what it hears that far down of the rest is bleed too
+                bleed, both = _far_below(hits[a], hits[b], window)
+                if both.any() and bleed[both].mean() >= 0.5:  # ...most strokes both hear are that far down: it
+                    # is inside another drum (a double kit's second kick), so what it hears that far down of the
+                    # rest of the kit is bleed too (the snare's, a tom's: often more hits than the kick's)
                     bleed |= hits[a].levels_db < typical[b] - SAME_DRUM_DB
                 keep[a] &= ~bleed
     for a in names:
@@ -450,17 +451,19 @@ def own_hits(
     return keep
 
 
-def _far_below(a: Hits, b: Hits, window: int) -> np.ndarray:
-    """Hits of `a` heard within `window` samples of one of `b`'s and more than SAME_DRUM_DB quieter: the
-    bleed of b's drum into a mic that is not on it (a second kick drum's mic, named like a Kick Out)."""
-    j = np.clip(np.searchsorted(b.positions, a.positions), 1, len(b.positions)) if len(b.positions) else None
-    out = np.zeros(len(a), bool)
-    if j is None:
-        return out
+def _far_below(a: Hits, b: Hits, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hits of `a` heard within `window` samples of one of `b`'s and more than SAME_DRUM_DB quieter (the
+    bleed of b's drum into a mic that is not on it: a second kick drum's mic, named like a Kick Out), and
+    the hits of `a` within `window` of one of `b`'s at all (bool per hit, each)."""
+    far, near = np.zeros(len(a), bool), np.zeros(len(a), bool)
+    if not len(b.positions):
+        return far, near
+    j = np.clip(np.searchsorted(b.positions, a.positions), 1, len(b.positions))
     for k in (j - 1, np.minimum(j, len(b.positions) - 1)):
-        near = np.abs(b.positions[k] - a.positions) <= window
-        out |= near & (a.levels_db < b.levels_db[k] - SAME_DRUM_DB)
-    return out
+        close = np.abs(b.positions[k] - a.positions) <= window
+        near |= close
+        far |= close & (a.levels_db < b.levels_db[k] - SAME_DRUM_DB)
+    return far, near
 
 
 ECHO_MAX_MS = 80.0  # another drum's stroke can set a mic's drum ringing, or reach it late, this long after
