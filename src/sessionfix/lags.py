@@ -31,9 +31,10 @@ import scipy.fft as sp_fft
 from scipy.signal import butter, sosfiltfilt
 
 from .onsets import Hits
+from .parallel import map_ordered
 from .progress import Progress, quiet
 from .roles import KitLayout, Role
-from .session import Session, read_windows
+from .session import Session, Track, read_windows
 
 
 @dataclass(frozen=True)
@@ -179,10 +180,7 @@ def pair_fft_size(close: np.ndarray, reference: np.ndarray, max_shift: int) -> i
 def band_spectrum(windows: np.ndarray, n_fft: int, lo: int, hi: int) -> np.ndarray:
     """rfft bins [lo, hi) of each row (zero-padded to n_fft), HIT_BATCH rows at a time: only a band's
     bins are kept, and the full spectra of a long song's hits are never held at once."""
-    rows = [
-        sp_fft.rfft(windows[k : k + HIT_BATCH], n_fft, axis=1)[:, lo:hi]
-        for k in range(0, len(windows), HIT_BATCH)
-    ]
+    rows = [sp_fft.rfft(windows[k : k + HIT_BATCH], n_fft, axis=1)[:, lo:hi] for k in range(0, len(windows), HIT_BATCH)]
     return np.concatenate(rows) if rows else np.zeros((0, hi - lo), np.complex64)
 
 
@@ -565,6 +563,44 @@ def _until_next_hit(windows: np.ndarray, positions: np.ndarray, pre: int, *, gua
     return out
 
 
+@dataclass(frozen=True)
+class _ReferenceTask:
+    """One reference mic and the close mics paired with it: what `_reference_pairs` needs, in one picklable
+    value (a worker process measures it)."""
+
+    reference: Track
+    closes: tuple[str, ...]
+    starts: tuple[np.ndarray, ...]  # per close mic, its reference windows' starts (samples, timeline)
+    lengths: tuple[int, ...]  # per close mic, its reference windows' length (samples)
+    close_windows: tuple[np.ndarray, ...]
+    close_onsets: tuple[np.ndarray, ...]
+    settings: tuple[LagSetting, ...]
+    sr: int
+    min_lag: int
+    max_shift: int
+    min_confidence: float
+
+
+def _reference_pairs(task: _ReferenceTask) -> list[PairLags]:
+    """`track_pair` of every close mic paired with one reference, in `task.closes` order; the reference is
+    read once, around all their hits."""
+    together = read_windows(task.reference, np.concatenate(task.starts), max(task.lengths))
+    bounds = np.cumsum([0] + [len(x) for x in task.starts])
+    return [
+        track_pair(
+            task.close_windows[k],
+            together[lo:hi, :n],
+            close_onsets=task.close_onsets[k],
+            sr=task.sr,
+            setting=task.settings[k],
+            min_lag=task.min_lag,
+            max_shift=task.max_shift,
+            min_confidence=task.min_confidence,
+        )
+        for k, (lo, hi, n) in enumerate(zip(bounds[:-1], bounds[1:], task.lengths, strict=True))
+    ]
+
+
 def measure_kit(
     session: Session,
     *,
@@ -573,11 +609,13 @@ def measure_kit(
     hits: dict[str, Hits],
     params: LagParams,
     progress: Progress = quiet,
+    jobs: int = 1,
 ) -> tuple[dict[tuple[str, str], PairLags], dict[str, Consensus]]:
     """Per pair, every hit's shift against the pair's template; per close mic, its references' consensus.
 
     Close mics are read only around their hits; each reference once, around the hits of every close mic
-    it is paired with, its pairs measured and let go (memory holds one reference's windows).
+    it is paired with, its pairs measured and let go (memory holds one reference's windows per job).
+    `jobs` references are measured at once (the same results for any value).
     """
     sr = session.sr or 0
     pre, onset_pre = int(PRE_MS * 1e-3 * sr), int(ONSET_PRE_MS * 1e-3 * sr)
@@ -594,33 +632,34 @@ def measure_kit(
         close_onsets[c] = read_windows(session.track(c), hits[c].positions - onset_pre, onset_pre + posts[c])
         shaped = close_onsets[c][:, onset_pre - pre :] * taper(pre + posts[c], int(0.001 * sr), int(0.01 * sr))
         close_windows[c] = _until_next_hit(shaped, hits[c].positions, pre, guard=int(0.0005 * sr))
-    lags: dict[tuple[str, str], PairLags] = {}
     agreed: dict[str, Consensus] = {}
     pairs = [p for p in layout.pairs if p.close in close_windows]
     references = sorted({p.reference for p in pairs})
-    done = 0
+    tasks = []
     for reference in references:
-        # each reference read once around the hits of every close mic it is paired with, its pairs measured,
-        # then let go: memory holds one reference's windows, not every reference's
-        paired = [p for p in pairs if p.reference == reference]
-        starts = [hits[p.close].positions - pre + min_lag for p in paired]
-        lengths = [pre + posts[p.close] + max_lag - min_lag for p in paired]
-        together = read_windows(session.track(reference), np.concatenate(starts), max(lengths))
-        bounds = np.cumsum([0] + [len(x) for x in starts])
-        for pair, lo, hi, n in zip(paired, bounds[:-1], bounds[1:], lengths, strict=True):
-            progress("Measuring per-hit lags", done, len(pairs))
-            done += 1
-            windows = together[lo:hi, :n]
-            lags[(pair.close, pair.reference)] = track_pair(
-                close_windows[pair.close],
-                windows,
-                close_onsets=close_onsets[pair.close],
+        paired = [p.close for p in pairs if p.reference == reference]
+        tasks.append(
+            _ReferenceTask(
+                reference=session.track(reference),
+                closes=tuple(paired),
+                starts=tuple(hits[c].positions - pre + min_lag for c in paired),
+                lengths=tuple(pre + posts[c] + max_lag - min_lag for c in paired),
+                close_windows=tuple(close_windows[c] for c in paired),
+                close_onsets=tuple(close_onsets[c] for c in paired),
+                settings=tuple(settings[c] for c in paired),
                 sr=sr,
-                setting=settings[pair.close],
                 min_lag=min_lag,
                 max_shift=max_shift,
                 min_confidence=params.min_confidence,
             )
+        )
+    lags: dict[tuple[str, str], PairLags] = {}
+    for task, measured in zip(
+        tasks,
+        map_ordered(_reference_pairs, tasks, jobs=jobs, progress=progress, stage="Measuring per-hit lags"),
+        strict=True,
+    ):
+        lags.update({(close, task.reference.name): pair for close, pair in zip(task.closes, measured, strict=True)})
     for c in closes:
         own = {p.reference: lags[(p.close, p.reference)] for p in pairs if p.close == c}
         if own:

@@ -193,7 +193,9 @@ def analyse_kit_stage(
         tempo = _one_mic_tempo(session, roles, usable={t.name for t in session.tracks} if usable is None else usable)
     if on_tempo is not None:
         on_tempo(tempo)
-    lags, agreed = measure_kit(session, layout=layout, roles=roles, hits=hits, params=params.lags, progress=progress)
+    lags, agreed = measure_kit(
+        session, layout=layout, roles=roles, hits=hits, params=params.lags, progress=progress, jobs=jobs
+    )
     kit = analyse_kit(
         layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
     )
@@ -222,7 +224,7 @@ def analyse_kit_stage(
     )
     lags = {pair: v for pair, v in lags.items() if pair[0] not in changed}
     agreed = {name: v for name, v in agreed.items() if name not in changed}
-    new_lags, new_agreed = measure_kit(session, layout=relayout, roles=roles, hits=hits, params=params.lags)
+    new_lags, new_agreed = measure_kit(session, layout=relayout, roles=roles, hits=hits, params=params.lags, jobs=jobs)
     lags, agreed = {**lags, **new_lags}, {**agreed, **new_agreed}
     return analyse_kit(
         layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
