@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy.special import i0
 
 from .kit import KitAnalysis
 
@@ -183,7 +184,7 @@ def _fractional_taps(fraction: float) -> np.ndarray:
     """FIR that delays by `fraction` of a sample (0 < fraction < 1), unit gain at DC."""
     x = np.arange(-FRACTIONAL_TAPS, FRACTIONAL_TAPS + 1) - fraction
     # a Kaiser window evaluated at the shifted tap positions, so it stays centred on the true delay
-    window = np.i0(KAISER_BETA * np.sqrt(np.clip(1 - (x / (FRACTIONAL_TAPS + 1)) ** 2, 0, 1))) / np.i0(KAISER_BETA)
+    window = i0(KAISER_BETA * np.sqrt(np.clip(1 - (x / (FRACTIONAL_TAPS + 1)) ** 2, 0, 1))) / i0(KAISER_BETA)
     taps = np.sinc(x) * window
     return taps / taps.sum()
 
