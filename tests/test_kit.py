@@ -629,42 +629,6 @@ def test_a_loose_cluster_of_unmoved_kicks_anchors_where_its_hits_sit_off_the_lat
     assert _unmoved_anchor(agreed, on_lattice, tempo=tempo, step_s=step_s, sr=sr, params=KitParams()) is None
 
 
-def test_moved_hits_that_are_all_quieter_than_the_mics_strokes_are_no_edit() -> None:
-    # render.py ElectricEmpireKit, global_delay at 136 bpm (seed 131): the kick sample rings with later
-    # transients 84-114 ms after its attack, found as hits 8 dB below the strokes; 9-10 of them read one cycle
-    # of the kick's tone (19 ms) off on every reference, and Kick In was reported partially quantised. A
-    # quantise does not hear levels: 10 moved hits all quiet where 81 % of the hits are loud has odds 5e-8
-    rng = np.random.default_rng(131)
-    n_strokes, n_rings = 44, 10
-    strokes = SR // 2 + np.arange(n_strokes, dtype=np.int64) * BEAT
-    rings = strokes[::4][:n_rings] + (rng.uniform(0.084, 0.114, n_rings) * SR).astype(np.int64)  # as found
-    positions = np.sort(np.concatenate((strokes, rings)))
-    ring = np.isin(positions, rings)
-    levels = np.where(ring, -18.0, -10.0) + rng.normal(0, 0.5, len(positions))
-    shift = (
-        NATURAL + rng.normal(0, 0.3, len(positions)) - np.where(ring, rng.uniform(0.0188, 0.0194, len(ring)) * SR, 0)
-    )
-    agreed = _agreed(shift, 4, confidence=0.8, noise=0.5)
-    hits = Hits("Kick In.wav", positions, levels)
-    mic = _analyse_close(hits, agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams())
-    assert not mic.edited and not mic.moved.any()
-    # ten strokes an edit moved, eight loud and two quiet (ghosts), are an edit whatever their levels
-    moved = np.isin(np.arange(len(positions)), np.flatnonzero(~ring)[::4][:10])
-    levels_mixed = np.where(moved & (np.cumsum(moved) > 8), -18.0, -10.0)
-    moves = np.where(moved, rng.uniform(2, 12, len(positions)) * np.resize([1, -1], len(positions)) * 1e-3 * SR, 0.0)
-    agreed = _agreed(NATURAL + rng.normal(0, 0.3, len(positions)) + moves, 4, confidence=0.8, noise=0.5)
-    mic = _analyse_close(
-        Hits("Kick In.wav", positions, levels_mixed),
-        agreed,
-        NATURAL,
-        "unmoved_hits",
-        tempo=None,
-        sr=SR,
-        params=KitParams(),
-    )
-    assert mic.edited and np.array_equal(mic.moved, moved)
-
-
 def test_a_tom_mic_anchored_on_its_bleed_is_not_edited_but_a_snare_with_its_ghosts_left_in_place_is() -> None:
     # render.py BJA_Pacific, reverberant, group_quantised at 150 bpm (the whole kit moved as one): Tom 2's
     # mic found 24 hits of other drums at -29 dB sharing one lag, and its 4 strokes (-10.5..-13 dB) read

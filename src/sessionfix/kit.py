@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
-from scipy.special import bdtr, bdtrc, pdtrc
+from scipy.special import bdtrc, pdtrc
 
 from .findings import Finding
 from .grid import Tempo, estimate_tempo, lattice, straight_grid
@@ -326,14 +326,6 @@ def _analyse_close(
         # no hit was left where it was played: every hit moved, if the hits disagree beyond the noise at all
         spread = _robust_spread(shifts[confirmed & stroke]) or 0.0
         moved = confirmed if spread > min_move else np.zeros(len(shifts), bool)
-    # a quantise does not hear how loud a hit is: the loud strokes' share of its moved hits is, to chance, their
-    # share of the mic's hits. Moved hits (nearly) all quieter, beyond `cluster_p`, are quieter sounds misread
-    # (a sampled kick's ringing later transients read one cycle of its tone early), not an edit's
-    strokes = confirmed & stroke
-    if strokes.any() and np.any(moved & stroke & ~loud):
-        n_moved, n_loud = int(np.sum(moved & stroke)), int(np.sum(moved & stroke & loud))
-        if bdtr(n_loud, n_moved, float(np.mean(loud[strokes]))) <= params.cluster_p:
-            moved &= loud
     if np.sum(moved & stroke) <= params.few_hits:
         # a few moved hits must stand on firm ground: moved by more than a drum sounding with them bends a
         # lag, seen by (nearly) every reference, explained as well as the mic's typical hit, and strokes of
