@@ -285,7 +285,9 @@ def lattice(times_s: np.ndarray, *, bpm: float, step_s: float | None = None) -> 
     0.5 and 0.2 ms of it while 4 are that close. Where fewer than 4 sit within 0.2 ms (a quantise below
     full strength; a mic whose samples start a varying few tenths of a ms after the grid point) the fit
     stops at the closest tolerance that keeps half of the hits within 2 ms: a fit to the few that happen
-    to sit closest gets the period wrong. None with fewer than 4 hits within 2 ms."""
+    to sit closest gets the period wrong. A second fit starts from the hits within 4 ms and refits at each
+    tolerance while more hits come within it (a long song's lattice, found on a stretch of it, grows to the
+    whole song); it is kept where it puts more hits within 0.2 ms. None with fewer than 4 hits within 2 ms."""
     times = np.sort(np.asarray(times_s, float))
     if len(times) < 4:
         return None
