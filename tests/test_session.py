@@ -8,7 +8,7 @@ import soundfile as sf
 
 from conftest import FIXTURES
 from sessionfix.errors import NoAudio, SessionNotFound
-from sessionfix.session import load_session, read
+from sessionfix.session import HeldWindows, TrackAudio, load_session, read
 
 
 def test_unreadable_and_unsupported_files_become_findings_and_the_rest_loads() -> None:
@@ -99,3 +99,18 @@ def test_a_stem_without_bwf_starts_with_the_earliest_bwf_stem(tmp_path: Path) ->
     session = load_session(tmp_path)
     assert [t.offset for t in session.tracks] == [480, 0, 0]
     assert session.track("c.wav").time_reference is None
+
+
+def test_held_windows_are_the_samples_a_fresh_read_gives(tmp_path: Path) -> None:
+    # windows held around given centres serve reads inside them from memory, anything else is decoded: both
+    # must be the samples TrackAudio reads, up to the stem's edges and beyond them (zeros)
+    rng = np.random.default_rng(4)
+    sr = 48000
+    sf.write(tmp_path / "Snare Top.wav", rng.uniform(-0.5, 0.5, 3 * sr), sr, subtype="PCM_24")
+    (track,) = load_session(tmp_path).tracks
+    audio = TrackAudio(track)
+    centres = np.array([100, 30_000, 30_500, 90_000, 3 * sr - 50])
+    held = HeldWindows(audio, centres, before=2_000, after=3_000)
+    starts = np.concatenate((centres - 1_500, centres + 2_999, [-4_000, 60_000, 3 * sr + 10]))
+    for frames in (1, 500, 2_400, 6_000):
+        assert np.array_equal(held.windows(starts, frames), audio.windows(starts, frames))

@@ -466,6 +466,32 @@ class TrackAudio:
         return read_windows(self.track, self.start + np.asarray(starts, np.int64), frames)
 
 
+class HeldWindows(TrackAudio):
+    """A TrackAudio that decodes a window around each of `centres` (samples into this audio) once and serves
+    the windows inside them from memory; any other read decodes as TrackAudio does (the same samples either
+    way). Memory: one window of `before` + `after` samples per centre, not the track."""
+
+    def __init__(self, audio: TrackAudio, centres: np.ndarray, *, before: int, after: int) -> None:
+        super().__init__(audio.track, start=audio.start, frames=audio.frames)
+        self.held_starts = np.unique(np.asarray(centres, np.int64)) - before
+        self.held_length = before + after
+        self.held = super().windows(self.held_starts, self.held_length)
+
+    def windows(self, starts: np.ndarray, frames: int) -> np.ndarray:
+        starts = np.asarray(starts, np.int64)
+        # windows of one length: the last one starting at or before a request is the one that may hold it
+        k = np.searchsorted(self.held_starts, starts, side="right") - 1
+        first = self.held_starts[np.maximum(k, 0)]
+        inside = (k >= 0) & (starts + frames <= first + self.held_length)
+        out = np.empty((len(starts), frames), np.float32)
+        if inside.any():
+            offsets = starts[inside] - first[inside]
+            out[inside] = self.held[k[inside][:, None], offsets[:, None] + np.arange(frames)[None, :]]
+        if not inside.all():
+            out[~inside] = super().windows(starts[~inside], frames)
+        return out
+
+
 Audio = np.ndarray | TrackAudio  # what an analysis stage reads: an array, or a stem decoded on demand
 
 
