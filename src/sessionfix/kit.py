@@ -1101,21 +1101,17 @@ def _stereo_pair_delays(
     for a, b in _stereo_pairs(layout.references, roles):
         if a in flagged or b in flagged:
             continue
-        measured = [c for c in layout.close if (c, a) in lag and (c, b) in lag]
+        difference_of = {c: lag[(c, a)] - lag[(c, b)] for c in layout.close if (c, a) in lag and (c, b) in lag}
         # two mics on one drum hear it from one place: their differences differ by less than a pair's own
         # placement makes of one (the real snare's top and bottom mics: 1.2-1.7 ms), or one of them read a
         # reflection (a fast song in a reverberant room: Snare Top 1.6 ms, Snare Bottom 6.2) and neither says
         # where the drum reaches the pair
         measured = [
             c
-            for c in measured
-            if all(
-                abs((lag[(c, a)] - lag[(c, b)]) - (lag[(s, a)] - lag[(s, b)])) <= STEREO_PAIR_MS
-                for s in layout.siblings_of(c)
-                if (s, a) in lag and (s, b) in lag
-            )
+            for c, d in difference_of.items()
+            if all(abs(d - difference_of[s]) <= STEREO_PAIR_MS for s in layout.siblings_of(c) if s in difference_of)
         ]
-        differences = [lag[(c, a)] - lag[(c, b)] for c in measured]
+        differences = [difference_of[c] for c in measured]
         if len(differences) < 2:
             continue
         # a drum nearer one side makes its own difference (up to a few ms on a spaced pair), the kit's

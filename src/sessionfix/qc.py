@@ -124,7 +124,7 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
     Raises `RuntimeError`/`OSError` when the file cannot be decoded to its declared length.
     """
     threshold = full_scale_threshold(track.subtype)
-    can_hold_nan = track.subtype in ("FLOAT", "DOUBLE") or track.subtype not in SUBTYPE_BITS  # PCM cannot
+    can_hold_nan = track.subtype not in SUBTYPE_BITS  # a float file can; PCM cannot
     checksum = 0
     peak = 0.0
     window_sums = np.zeros((-(-track.frames // track.sr) + 1, track.channels))  # per 1 s of file

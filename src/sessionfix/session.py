@@ -479,6 +479,8 @@ class HeldWindows(TrackAudio):
 
     def windows(self, starts: np.ndarray, frames: int) -> np.ndarray:
         starts = np.asarray(starts, np.int64)
+        if not len(self.held_starts):  # nothing held
+            return super().windows(starts, frames)
         # windows of one length: the last one starting at or before a request is the one that may hold it
         k = np.searchsorted(self.held_starts, starts, side="right") - 1
         first = self.held_starts[np.maximum(k, 0)]
