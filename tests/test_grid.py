@@ -168,3 +168,24 @@ def test_a_long_slow_song_s_lattice_holds_from_its_first_bar_to_its_last() -> No
     fit = straight_grid(np.sort(np.concatenate((quantised, played))), bpm=62.003, end_s=260.0)
     assert fit is not None and fit.bpm == pytest.approx(62.0, rel=2e-6)
     assert np.max(np.abs(fit.grid_error_s(grid[4::8]))) < 0.0005
+
+
+def test_a_snare_pattern_that_repeats_most_over_a_bar_is_no_half_tempo_backbeat() -> None:
+    # render_real seed 84 at 150 bpm: the snare on 2 and 4 and on the last sixteenth of 2 (a ghost note), so
+    # it repeats more strongly every bar (1.6 s) than every two beats (0.8 s: 0.49 against 0.68), and the
+    # beat read as 0.8 s (75 bpm) put the backbeat between the beats. A groove's backbeat falls on beats
+    rng = np.random.default_rng(84)
+    beat = 60.0 / 150.0
+    bars = np.arange(32)[:, None] * 4 * beat + 1.0
+    kicks = (bars + np.array([0.0, 2.0, 2.5]) * beat).ravel()
+    snares = (bars + np.array([1.0, 1.75, 3.0]) * beat).ravel()
+    hats = (bars + np.arange(8) * beat / 2).ravel()
+    kicks, snares, hats = (np.sort(x + rng.normal(0, 0.004, len(x))) for x in (kicks, snares, hats))
+    hits = np.sort(np.concatenate((kicks, snares, hats)))
+    tempo = estimate_tempo(hits, end_s=float(hits[-1]) + 1, downbeat_times_s=kicks, backbeat_times_s=snares)
+    assert tempo is not None and tempo.bpm == pytest.approx(150.0, rel=0.01)
+    # ...while the same pattern at 75 bpm, the backbeat on beats 2 and 4 of the slow bar, stays at 75
+    slow = estimate_tempo(
+        2 * hits, end_s=2 * float(hits[-1]) + 1, downbeat_times_s=2 * kicks, backbeat_times_s=2 * snares
+    )
+    assert slow is not None and slow.bpm == pytest.approx(75.0, rel=0.01)

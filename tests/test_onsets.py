@@ -237,6 +237,28 @@ def test_a_tom_mic_that_hears_only_the_kick_does_not_take_the_kick_hits() -> Non
     assert len(kept["Kick In.wav"]) == 40 and len(kept["Tom 2.wav"]) == 0
 
 
+def test_a_quantised_snare_following_faint_hat_mic_events_by_one_delay_keeps_its_strokes() -> None:
+    # render.py rumpf_kit group_quantised at 176 bpm (seed 143): the whole kit on the grid, and the hat mic
+    # finds a faint event (20 dB below its strokes) 59.5 ms before 25 of the snare's 38 strokes. One delay
+    # for most of them read as the hat setting the snare ringing: 13 snare hits were left, and the tempo
+    # read 88 bpm. A cause 20 dB down its own mic's strokes sets no drum ringing at that drum's loud level
+    sr = 44100
+    beat = int(60 / 176 * sr)
+    snare = (np.arange(38) * 2 + 1) * beat + sr
+    hat = np.sort(np.concatenate((np.arange(80) * beat // 2 + sr, snare[:25] - int(0.0595 * sr))))
+    hat_levels = np.where(np.isin(hat, snare[:25] - int(0.0595 * sr)), -39.0, -19.0)
+    hits = {
+        "Snare Top.wav": Hits("Snare Top.wav", snare, np.full(38, -12.0)),
+        "Hi-Hat.wav": Hits("Hi-Hat.wav", hat, hat_levels),
+    }
+    kept = attribute_bleed(hits, {"Snare Top.wav": "snare", "Hi-Hat.wav": "hihat"}, sr=sr)
+    assert len(kept["Snare Top.wav"]) == 38
+    # ...while the same events as loud as the hat's strokes, and as the snare's, would be its cause
+    loud = {**hits, "Hi-Hat.wav": Hits("Hi-Hat.wav", hat, np.full(len(hat), -19.0))}
+    kept = attribute_bleed(loud, {"Snare Top.wav": "snare", "Hi-Hat.wav": "hihat"}, sr=sr)
+    assert len(kept["Snare Top.wav"]) == 13
+
+
 def test_the_bleed_of_an_edited_drum_is_judged_where_it_was_played() -> None:
     # render.py VariBreaks, partial_cut at 84 bpm (seed 53): the edit moved the snare mic's hits up to
     # 17 ms; the tom mic's bleed of them stayed where the snare was struck. 10 ms from the snare mic's

@@ -10,7 +10,8 @@ How the map is found:
 1. The beat period: the hits' periodicity (autocorrelation of an impulse train) scored over 60-200 bpm.
    Where there is a snare, its backbeat settles the octave: a snare on 2 and 4 repeats every two beats,
    so the beat is half the snare's period (no 62 -> 124 or 190 -> 127 confusion); without one, a
-   log-normal prior around 120 bpm.
+   log-normal prior around 120 bpm. A beat that puts most of the snare between the beats the kick marks
+   is two beats (a snare pattern that repeats most strongly over a bar).
 2. Tracking: every hit gets its sixteenth-note index from a running local fit of the hits before it
    (the tempo may drift, never jump by more than a fraction of a sixteenth per hit).
 3. The beats: a local, robust linear fit of hit time against index around every beat (a Gaussian window
@@ -26,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import bdtrc
 
 MIN_BPM, MAX_BPM = 60.0, 200.0
 PRIOR_BPM = 120.0  # centre of the log-normal tempo prior used where no backbeat settles the octave
@@ -189,6 +191,26 @@ def _beat_period(
             return 60.0 / float(candidates[int(np.argmax(scores))])
     prior = np.exp(-0.5 * (np.log2(candidates / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
     return 60.0 / float(candidates[int(np.argmax(scores * prior))])
+
+
+BETWEEN_P = 0.05  # the odds of so many snare hits between the beats when a beat's two sides are equally likely
+
+
+def _backbeat_between_beats(kicks_s: np.ndarray | None, snares_s: np.ndarray | None, beat_s: float) -> bool:
+    """Whether the snare sits half a beat from the beats the kick marks, more often than on them, beyond
+    chance (BETWEEN_P): then the "beat" is two of the song's, the backbeat on its off-beats (a snare pattern
+    repeating most strongly over a bar: 2, 4 and a ghost note read as a half-tempo backbeat). A groove's
+    backbeat falls on beats. Each snare hit's phase is taken from the kick before it, within two beats, so
+    the tempo's drift does not blur it."""
+    if kicks_s is None or snares_s is None or len(kicks_s) < 8 or len(snares_s) < 8:
+        return False
+    kicks, snares = np.sort(np.asarray(kicks_s, float)), np.asarray(snares_s, float)
+    before = np.searchsorted(kicks, snares) - 1
+    since = snares[before >= 0] - kicks[before[before >= 0]]
+    phase = (since[since < 2 * beat_s] / beat_s) % 1.0
+    on = int(np.sum(np.minimum(phase, 1.0 - phase) < 0.125))
+    between = int(np.sum(np.abs(phase - 0.5) < 0.125))
+    return between > on and float(bdtrc(between - 1, between + on, 0.5)) <= BETWEEN_P
 
 
 def _track(times_s: np.ndarray, step_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -372,6 +394,9 @@ def estimate_tempo(
         return None
     weights = np.ones(len(times)) if weights is None else np.asarray(weights, float)
     beat = _beat_period(times, weights, backbeat_times_s, bpm_hint)
+    doubled = 60.0 / (beat / 2) <= MAX_BPM
+    if bpm_hint is None and doubled and _backbeat_between_beats(downbeat_times_s, backbeat_times_s, beat):
+        beat /= 2  # the snare's backbeat falls on beats
     # hits closer than a 32nd (a kick and a hat together, a flam) are one lattice point, at their mean
     # (the first of them would be early by the spread of human timing)
     group = np.cumsum(np.concatenate(([True], np.diff(times) > beat / 8))) - 1

@@ -82,6 +82,7 @@ TEMPLATE_HITS = 128  # hits a template is learnt from
 ONSET_FRACTION, STRONG_FRACTION, QUIET_FRACTION = 0.2, 0.3, 0.05
 QUIET_BEFORE = 0.1  # a hit starts from quiet: its close mic 20 dB below the hit's peak 10-5 ms before the attack
 DIRECT_HITS = 64  # hits whose envelopes place the direct sound (every k-th one of a longer song)
+DIRECT_SPAN_MS = 15.0  # ...those within this of the template's frame: their windows share lags from -15 ms
 COHERENCE_SMOOTH_HZ = 50.0  # bins averaged when weighting by coherence: ~40 hits give a noisy estimate
 
 
@@ -315,22 +316,30 @@ def _direct_lag(
     as a column of the reference window (add `min_lag` for the lag). `close_onsets` start ONSET_PRE_MS
     before the attack, the reference windows PRE_MS before it.
 
-    Each hit's envelope in the onset band, normalised to its peak; the median over the hits that start
+    Each hit's envelope in the onset band, over the lags every hit's window holds (the hits within
+    DIRECT_SPAN_MS of the template's frame), normalised to its peak; the median over the hits that start
     from quiet (QUIET_BEFORE; NaN when fewer than three do), so a cymbal or a flam in one hit does not
     move it; the arrival is where the median first rises ONSET_FRACTION of the way from the floor before
     the hit to its peak. The close mic's attack is found the same way, so the filter's own delay cancels.
     """
     if use.sum() < 3:
         use = np.ones(len(shifts), bool)
+    near = use & (np.abs(shifts) <= DIRECT_SPAN_MS * 1e-3 * sr)
+    if near.sum() >= 3:
+        use = near
     if use.sum() > DIRECT_HITS:  # a median over this many hits is settled; more only costs filtering
         use &= np.arange(len(use)) % int(np.ceil(use.sum() / DIRECT_HITS)) == 0
     sos = butter(2, [setting.onset_band[0], min(setting.onset_band[1], 0.45 * sr)], btype="band", fs=sr, output="sos")
     width = reference.shape[1]
     # undo each hit's shift (whole samples are ample for an envelope), zero where the window ends
-    columns = np.arange(width)[None, :] + np.round(shifts[use]).astype(np.int64)[:, None]
+    whole = np.round(shifts[use]).astype(np.int64)
+    columns = np.arange(width)[None, :] + whole[:, None]
     inside = (columns >= 0) & (columns < width)
     aligned = np.where(inside, np.take_along_axis(reference[use], np.clip(columns, 0, width - 1), axis=1), 0.0)
-    reference_env = np.abs(sosfiltfilt(sos, aligned, axis=1))
+    # each envelope is read over the lags every hit's window holds: a hit the edit moved brings another
+    # stretch of the reference into its window (a crash, another drum's stroke), whose peak would scale it
+    first, last = max(0, -int(whole.min())), width - max(0, int(whole.max()))
+    reference_env = np.abs(sosfiltfilt(sos, aligned, axis=1))[:, first:last]
     close_env = np.abs(sosfiltfilt(sos, close_onsets[use], axis=1))
     close_env /= close_env.max(axis=1, keepdims=True) + 1e-20
     reference_env /= reference_env.max(axis=1, keepdims=True) + 1e-20
@@ -342,7 +351,7 @@ def _direct_lag(
         return float("nan")
     close_env, reference_env = close_env[quiet], reference_env[quiet]
     close_onset = _first_rise(np.median(close_env, axis=0), floor_span=floor_span)
-    reference_onset = _first_rise(np.median(reference_env, axis=0), floor_span=floor_span)
+    reference_onset = first + _first_rise(np.median(reference_env, axis=0), floor_span=floor_span)
     return reference_onset - (close_onset - int(ONSET_PRE_MS * 1e-3 * sr) + int(PRE_MS * 1e-3 * sr))
 
 

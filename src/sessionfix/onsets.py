@@ -450,8 +450,14 @@ def own_hits(
                             keep[a][i] = False
     for a in names:  # ...then, among the hits left, the ones that echo another drum's
         left = np.flatnonzero(keep[a])
-        others = [hits[b].positions[keep[b]] for b in names if b != a and drum_of[a] != drum_of[b]]
-        keep[a][left] = _not_echoes(hits[a].positions[left], others, sr=sr, after=window)
+        others = [
+            Hits(b, hits[b].positions[keep[b]], hits[b].levels_db[keep[b]] - typical[b])
+            for b in names
+            if b != a and drum_of[a] != drum_of[b]
+        ]
+        keep[a][left] = _not_echoes(
+            hits[a].positions[left], hits[a].levels_db[left] - typical[a], others, sr=sr, after=window
+        )
     return keep
 
 
@@ -472,31 +478,37 @@ def _far_below(a: Hits, b: Hits, window: int) -> tuple[np.ndarray, np.ndarray]:
 
 ECHO_MAX_MS = 80.0  # another drum's stroke can set a mic's drum ringing, or reach it late, this long after
 ECHO_SHARE = 0.5  # ...and when this share of a mic's hits follow another mic's by one delay, they are its
+ECHO_MARGIN_DB = 6.0  # ...and an echo is no louder on its mic, against the mic's loud hits, than this more
+# than its cause on the cause's mic: an event far down another mic's own strokes (an edit's crossfade, a
+# faint swell) sets no drum ringing at its loud level, however regularly a quantised groove places the two
 
 
-def _not_echoes(positions: np.ndarray, others: list[np.ndarray], *, sr: int, after: int) -> np.ndarray:
+def _not_echoes(positions: np.ndarray, levels_db: np.ndarray, others: list[Hits], *, sr: int, after: int) -> np.ndarray:
     """Which of one mic's hits are left (bool per hit) once those echoing each of `others` (other drums'
-    hit positions, samples, sorted) are taken out in turn (`_echoes`)."""
+    hits, sorted, levels relative to their mic's loud level) are taken out in turn (`_echoes`).
+    `levels_db` : this mic's hits' levels relative to its own loud level."""
     keep = np.ones(len(positions), bool)
     for other in others:
         left = np.flatnonzero(keep)
-        keep[left[_echoes(positions[left], other, sr=sr, after=after)]] = False
+        keep[left[_echoes(positions[left], levels_db[left], other, sr=sr, after=after)]] = False
     return keep
 
 
-def _echoes(positions: np.ndarray, others: np.ndarray, *, sr: int, after: int) -> np.ndarray:
+def _echoes(positions: np.ndarray, levels_db: np.ndarray, others: Hits, *, sr: int, after: int) -> np.ndarray:
     """Hits of one mic that follow another drum's hits by one fixed delay (within 1.5 ms) of more than
     `after` samples: most of them do only when that drum sets this one ringing or its bleed rises late in
-    this mic's band. A mic's own strokes follow another drum's at whatever delay the groove gives. Hits
-    closer than `after` are one event heard on two mics, judged by their levels, not here: a mic that
+    this mic's band. A mic's own strokes follow another drum's at whatever delay the groove gives (a
+    quantised groove gives one, but its causes then are no louder than ECHO_MARGIN_DB below its strokes).
+    Hits closer than `after` are one event heard on two mics, judged by their levels, not here: a mic that
     hears only another drum's bleed (a tom never played) hears it at the same moment, and would
     otherwise take that drum's hits from its own mic."""
     out = np.zeros(len(positions), bool)
     if len(positions) < 8 or not len(others):
         return out
-    j = np.searchsorted(others, positions) - 1
-    delay = np.where(j >= 0, positions - others[np.maximum(j, 0)], -1)
-    near = (delay > after) & (delay <= ECHO_MAX_MS * 1e-3 * sr)
+    j = np.searchsorted(others.positions, positions) - 1
+    delay = np.where(j >= 0, positions - others.positions[np.maximum(j, 0)], -1)
+    caused = others.levels_db[np.maximum(j, 0)] >= levels_db - ECHO_MARGIN_DB
+    near = (delay > after) & (delay <= ECHO_MAX_MS * 1e-3 * sr) & caused
     if near.sum() < ECHO_SHARE * len(positions):
         return out
     width = int(0.0015 * sr)
@@ -654,15 +666,19 @@ def bleed_where_played(
 
 
 def echoes_of_played(
-    hits: dict[str, Hits], played: dict[str, np.ndarray], drum_of: dict[str, str], *, sr: int, window_ms: float = 10.0
+    hits: dict[str, Hits], played: dict[str, Hits], drum_of: dict[str, str], *, sr: int, window_ms: float = 10.0
 ) -> dict[str, Hits]:
-    """`hits` less those that echo an edited drum where it was played (`played`: per edited mic, its hits'
-    played positions, samples, sorted). A drum that sets another ringing does so where it was struck:
+    """`hits` less those that echo an edited drum where it was played (`played`: per edited mic, its hits
+    at their played positions, sorted). A drum that sets another ringing does so where it was struck:
     with half its close-mic hits moved by an edit, the rings no longer follow that mic by one delay and
     `own_hits` keeps them; judged against the played positions they are echoes again."""
     out = {}
     for a, h in hits.items():
-        others = [positions for b, positions in played.items() if b != a and drum_of[a] != drum_of[b]]
-        keep = _not_echoes(h.positions, others, sr=sr, after=int(window_ms * 1e-3 * sr))
+        others = [
+            Hits(b, p.positions, p.levels_db - p.loud_db)
+            for b, p in played.items()
+            if b != a and drum_of[a] != drum_of[b]
+        ]
+        keep = _not_echoes(h.positions, h.levels_db - h.loud_db, others, sr=sr, after=int(window_ms * 1e-3 * sr))
         out[a] = Hits(a, h.positions[keep], h.levels_db[keep])
     return out
