@@ -1092,11 +1092,13 @@ def _stereo_pair_delays(
     one close mic does not depend on where its hits were played, so edited mics count too; close mics in
     `early` (some reference hears them first) do not."""
     out = []
-    # a lag below 0 is no arrival (a reading the reference's other sources masked): it says nothing of a delay
+    # a lag below 0 is no arrival (a reading the reference's other sources masked), and one read from 0 (the
+    # reference heard the drum first, within the error, or an assumed lag said it did) no measured one: they
+    # say nothing of a delay
     lag = {
         (p.close, p.reference): p.natural_lag_ms
         for p in pairs
-        if p.natural_lag_ms is not None and p.natural_lag_ms >= -EARLY_TOLERANCE_MS and p.close not in early
+        if p.natural_lag_ms is not None and p.natural_lag_ms > 0.0 and p.close not in early
     }
     for a, b in _stereo_pairs(layout.references, roles):
         if a in flagged or b in flagged:
