@@ -394,8 +394,8 @@ def estimate_tempo(
         return None
     weights = np.ones(len(times)) if weights is None else np.asarray(weights, float)
     beat = _beat_period(times, weights, backbeat_times_s, bpm_hint)
-    doubled = 60.0 / (beat / 2) <= MAX_BPM
-    if bpm_hint is None and doubled and _backbeat_between_beats(downbeat_times_s, backbeat_times_s, beat):
+    halved_in_range = 60.0 / (beat / 2) <= MAX_BPM
+    if bpm_hint is None and halved_in_range and _backbeat_between_beats(downbeat_times_s, backbeat_times_s, beat):
         beat /= 2  # the snare's backbeat falls on beats
     # hits closer than a 32nd (a kick and a hat together, a flam) are one lattice point, at their mean
     # (the first of them would be early by the spread of human timing)

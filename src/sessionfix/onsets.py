@@ -478,9 +478,9 @@ def _far_below(a: Hits, b: Hits, window: int) -> tuple[np.ndarray, np.ndarray]:
 
 ECHO_MAX_MS = 80.0  # another drum's stroke can set a mic's drum ringing, or reach it late, this long after
 ECHO_SHARE = 0.5  # ...and when this share of a mic's hits follow another mic's by one delay, they are its
-ECHO_MARGIN_DB = 6.0  # ...and an echo is no louder on its mic, against the mic's loud hits, than this more
-# than its cause on the cause's mic: an event far down another mic's own strokes (an edit's crossfade, a
-# faint swell) sets no drum ringing at its loud level, however regularly a quantised groove places the two
+ECHO_MARGIN_DB = 6.0  # ...and its cause is at most this much quieter than it, each level taken against its
+# own mic's loud hits: an event far below another mic's strokes (an edit's crossfade, a faint swell) sets no
+# drum ringing at that drum's loud level, however regularly a quantised groove places the two
 
 
 def _not_echoes(positions: np.ndarray, levels_db: np.ndarray, others: list[Hits], *, sr: int, after: int) -> np.ndarray:
@@ -498,7 +498,8 @@ def _echoes(positions: np.ndarray, levels_db: np.ndarray, others: Hits, *, sr: i
     """Hits of one mic that follow another drum's hits by one fixed delay (within 1.5 ms) of more than
     `after` samples: most of them do only when that drum sets this one ringing or its bleed rises late in
     this mic's band. A mic's own strokes follow another drum's at whatever delay the groove gives (a
-    quantised groove gives one, but its causes then are no louder than ECHO_MARGIN_DB below its strokes).
+    quantised groove gives one delay: a hit whose preceding event is more than ECHO_MARGIN_DB quieter, each
+    against its own mic's loud hits, is not that event's echo).
     Hits closer than `after` are one event heard on two mics, judged by their levels, not here: a mic that
     hears only another drum's bleed (a tom never played) hears it at the same moment, and would
     otherwise take that drum's hits from its own mic."""
