@@ -645,6 +645,14 @@ def find_close_mic_hits(
     return dict(zip(layout.close, found, strict=True))
 
 
+def at_played(hits: Hits, moves: np.ndarray) -> tuple[Hits, np.ndarray]:
+    """`hits` where they were played (their positions less `moves`, samples per hit), sorted; and the order
+    that sorts them (index into `hits` per played hit)."""
+    at = hits.positions - moves
+    order = np.argsort(at, kind="stable")
+    return Hits(hits.track, at[order], hits.levels_db[order]), order
+
+
 def bleed_where_played(
     hits: dict[str, Hits], moves: dict[str, np.ndarray], drum_of: dict[str, str], *, sr: int
 ) -> dict[str, Hits]:
@@ -654,9 +662,7 @@ def bleed_where_played(
     mics agree again. The hits kept are returned where they are."""
     placed, orders = {}, {}
     for name, h in hits.items():
-        at = h.positions - moves.get(name, np.zeros(len(h), np.int64))
-        orders[name] = np.argsort(at, kind="stable")
-        placed[name] = Hits(name, at[orders[name]], h.levels_db[orders[name]])
+        placed[name], orders[name] = at_played(h, moves.get(name, np.zeros(len(h), np.int64)))
     kept = own_hits(placed, drum_of, sr=sr)
     out = {}
     for name, h in hits.items():

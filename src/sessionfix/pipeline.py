@@ -25,7 +25,7 @@ from .grid import Tempo
 from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
 from .lags import measure_kit
 from .onsets import (
-    Hits,
+    at_played,
     attribute_bleed,
     bleed_where_played,
     detect_hits,
@@ -210,11 +210,7 @@ def analyse_kit_stage(
     placed = {**found, **{name: kit.hits[name] for name in kit.edited}}
     moves = {name: np.round(kit.moves(name, sr)).astype(np.int64) for name in kit.edited}
     again = bleed_where_played(placed, moves, drum_of, sr=sr)
-    played = {}
-    for name in kit.edited:
-        at = kit.hits[name].positions - moves[name]
-        order = np.argsort(at, kind="stable")
-        played[name] = Hits(name, at[order], kit.hits[name].levels_db[order])
+    played = {name: at_played(kit.hits[name], moves[name])[0] for name in kit.edited}
     unedited = echoes_of_played({n: h for n, h in hits.items() if n not in kit.edited}, played, drum_of, sr=sr)
     again = {**again, **unedited}
     changed = [n for n in hits if not np.array_equal(again[n].positions, hits[n].positions)]
