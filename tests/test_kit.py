@@ -234,6 +234,48 @@ def test_hits_scattered_by_an_edit_are_measured_against_one_loud_hit_s_transfer_
     assert np.percentile(np.abs(relative - np.median(relative)), 90) < 0.2
 
 
+def _two_layer_pair(seed: int, max_move_ms: float) -> tuple[PairLags, np.ndarray]:
+    """40 snare hits in two velocity layers 1.4 dB apart that ring different modes (the loud one more of
+    193 Hz, the soft one more of 289.5 Hz: both repeat every 10.36 ms), moved by up to `max_move_ms` on the
+    close mic; the overhead hears each through one room (a direct path and two reflections). Returns the
+    pair and the moves (samples)."""
+    rng = np.random.default_rng(seed)
+    setting = LAG_SETTINGS["snare"]
+    pre, post = int(lags_module.PRE_MS * 1e-3 * SR), int(setting.post_ms * 1e-3 * SR)
+    onset_pre = int(lags_module.ONSET_PRE_MS * 1e-3 * SR)
+    min_lag = int(-0.03 * SR)
+    t = np.arange(12000) / SR
+    moves = rng.uniform(-max_move_ms, max_move_ms, 40) * 1e-3 * SR
+    close, onsets, reference = [], [], []
+    for i, move in enumerate(moves):
+        low, high, gain = (1.0, 0.3, 1.0) if i % 2 == 0 else (0.15, 1.0, 0.85)
+        drum = gain * (
+            0.5 * rng.standard_normal(len(t)) * np.exp(-t / 0.0007)
+            + low * np.sin(2 * np.pi * 193.0 * t) * np.exp(-t / 0.12)
+            + high * np.sin(2 * np.pi * 289.5 * t) * np.exp(-t / 0.08)
+        )
+        track = np.concatenate([np.zeros(SR), drum, np.zeros(SR)])
+        close.append(track[SR - pre : SR + post] * lags_module.taper(pre + post, 48, 480))
+        onsets.append(track[SR - onset_pre : SR + post])
+        heard = 0.4 * delay(track, 163.3 + move) + 0.2 * delay(track, 400.7 + move) - 0.1 * delay(track, 650.2 + move)
+        heard += 2e-3 * rng.standard_normal(len(heard))
+        reference.append(heard[SR - pre + min_lag : SR + post + int(0.045 * SR)])
+    return _measure_pair(np.array(close), np.array(reference), np.array(onsets), setting, min_lag), moves
+
+
+@pytest.mark.parametrize(("seed", "max_move_ms"), [(0, 15.0), (3, 5.0), (5, 15.0)])
+def test_velocity_layers_that_ring_different_modes_share_one_cycle(seed: int, max_move_ms: float) -> None:
+    """The average of the hits as they are settles the two layers on cycles one to three periods of a
+    mode apart (2.5-15.6 ms: where the modes agree, the template keeps them there); a template started
+    from one loud hit's own transfer function explains the hits better and holds every hit to within two
+    samples of its true move, relative to the others. (Over 24 such sessions, seeds 0-7 and moves up to
+    5, 10 and 15 ms: 21 within a sample, against 3 with the average alone.)"""
+    pair, moves = _two_layer_pair(seed, max_move_ms)
+    assert pair.measured.all()
+    relative = pair.shifts - moves
+    assert np.max(np.abs(relative - np.median(relative))) < 2.0
+
+
 def test_a_hit_at_time_zero_is_measured(tmp_path: Path) -> None:
     played = [0] + [SR // 2 + i * BEAT for i in range(12)]
     result = scan(_session(tmp_path, played, [0] * 13))
@@ -941,8 +983,12 @@ def test_a_tom_mic_read_from_bleed_gives_no_distance_to_the_kit() -> None:
     own, agreed = {}, {}
     own["Tom 1.wav"], agreed["Tom 1.wav"] = agreed_for({"OH L.wav": -31.7, "Room L.wav": -31.5})
     own["Tom 2.wav"], agreed["Tom 2.wav"] = agreed_for({"OH L.wav": 3.3, "Room L.wav": 7.7})
+    # ...and the anchor that reads -29 ms at one reference is no anchor at the other either (render.py
+    # Audiophob: a tom mic's bleed read -28.97 ms at OH L and 0.24 ms, 3.2 ms early, at OH R)
+    own["Tom 3.wav"], agreed["Tom 3.wav"] = agreed_for({"OH L.wav": -29.0, "Room L.wav": 1.0})
     roles = {"OH L.wav": "overhead", "Room L.wav": "room"}
-    geometry = _distances(own, agreed, {"Tom 1.wav": mic, "Tom 2.wav": mic}, KitParams(), roles=roles, sr=SR)
+    unedited = {"Tom 1.wav": mic, "Tom 2.wav": mic, "Tom 3.wav": mic}
+    geometry = _distances(own, agreed, unedited, KitParams(), roles=roles, sr=SR)
     assert geometry["OH L.wav"] / ms == pytest.approx(3.3) and geometry["Room L.wav"] / ms == pytest.approx(7.7)
 
 

@@ -793,19 +793,23 @@ def _distances(
     roles: dict[str, Role],
     sr: int,
 ) -> dict[str, float]:
-    """Per reference, the median natural lag (samples) of the unedited close mics whose unmoved hits fix it,
-    among those within what the reference's distance allows (a tom mic that hears only other drums' bleed
-    can read -30 ms)."""
+    """Per reference, the median natural lag (samples) of the unedited close mics whose unmoved hits fix it.
+    A mic whose anchor puts any reference beyond what its distance allows gives none: one anchor sets all
+    its lags, and a tom mic that hears only other drums' bleed can read -30 ms at one overhead and, from
+    the same anchor, 3 ms too early at the other (render.py Audiophob, partial_exclude at 118 bpm)."""
     lags: dict[str, list[float]] = {}
     for close, mic in decided.items():
         if mic.edited or mic.basis != "unmoved_hits":
             continue
-        for (reference, p), offset in zip(own[close], agreed[close].offsets, strict=True):
-            lag = p.direct_lag + offset + mic.anchor
-            if not (np.isfinite(lag) and p.measured.sum() >= params.min_hits):
-                continue
-            if not _implausible(lag * 1e3 / sr, roles[reference]):
-                lags.setdefault(reference, []).append(lag)
+        measured = {
+            reference: p.direct_lag + offset + mic.anchor
+            for (reference, p), offset in zip(own[close], agreed[close].offsets, strict=True)
+            if np.isfinite(p.direct_lag + offset + mic.anchor) and p.measured.sum() >= params.min_hits
+        }
+        if any(_implausible(lag * 1e3 / sr, roles[reference]) for reference, lag in measured.items()):
+            continue
+        for reference, lag in measured.items():
+            lags.setdefault(reference, []).append(lag)
     return {reference: float(np.median(v)) for reference, v in lags.items()}
 
 

@@ -56,6 +56,10 @@ class LagSetting:
     band: tuple[float, float]  # Hz: where the drum sounds in both mics
     onset_band: tuple[float, float]  # Hz: where its direct sound rises above the kit's other sources
     post_ms: float  # close-mic window after the attack: the drum's ring that identifies the hit
+    # whether the mic's hits are its own drum's: a kick or snare is played throughout and its mic's loudest
+    # hits are its strokes; a tom, played in fills, has a mic whose hits are mostly the snare's and kick's
+    # bleed, as loud as its own strokes and each source with its own path to the references
+    single_source: bool = True
 
 
 HIT_BATCH = 128  # hits transformed at once: bounds memory on long songs, not the results
@@ -67,7 +71,7 @@ ONSET_PRE_MS = 10.0  # ...for finding where the drum starts: a sampled kick's so
 LAG_SETTINGS: dict[str, LagSetting] = {
     "kick": LagSetting(band=(40.0, 400.0), onset_band=(100.0, 1000.0), post_ms=80.0),
     "snare": LagSetting(band=(150.0, 8000.0), onset_band=(300.0, 3000.0), post_ms=40.0),
-    "tom": LagSetting(band=(60.0, 4000.0), onset_band=(150.0, 2000.0), post_ms=60.0),
+    "tom": LagSetting(band=(60.0, 4000.0), onset_band=(150.0, 2000.0), post_ms=60.0, single_source=False),
     "hihat": LagSetting(band=(3000.0, 16000.0), onset_band=(3000.0, 16000.0), post_ms=35.0),
     "cymbal": LagSetting(band=(2000.0, 16000.0), onset_band=(2000.0, 16000.0), post_ms=35.0),
 }
@@ -185,7 +189,7 @@ def band_spectrum(windows: np.ndarray, n_fft: int, lo: int, hi: int) -> np.ndarr
     return np.concatenate(rows) if rows else np.zeros((0, hi - lo), np.complex64)
 
 
-SEEDS = 3  # loud hits tried as a template's start when the hits' average is a smear
+SEEDS = 3  # loud hits tried as a template's start besides the hits' average
 
 
 def learn_seeds(c_power: np.ndarray) -> np.ndarray:
@@ -233,24 +237,28 @@ def track_pair(
         r_spec = band_spectrum(np.asarray(reference[rows], np.float32), n_fft, lo, hi) * mask[lo:hi]
         return r_spec * np.conj(c_spec), np.abs(c_spec) ** 2, np.abs(r_spec) ** 2
 
+    def matched(cross: np.ndarray, c_power: np.ndarray, r_power: np.ndarray, template: np.ndarray) -> np.ndarray:
+        """Normalised match of hits (their `products`) against `template` at every shift -S..S (float32)."""
+        r_energy = (r_power @ twice) / n_fft
+        spectrum = np.zeros((len(cross), n_fft // 2 + 1), np.complex64)
+        spectrum[:, lo:hi] = cross * np.conj(template)[None, :]
+        raw = sp_fft.irfft(spectrum, n_fft, axis=1)[:, columns]
+        norm = np.sqrt((c_power @ (np.abs(template) ** 2 * twice)) / n_fft * r_energy)
+        return np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=norm[:, None] > 0)
+
     def match(rows: np.ndarray, template: np.ndarray) -> np.ndarray:
-        """Normalised match of the hits `rows` against `template` at every shift -S..S (float32), a batch
-        of hits at a time (a long song's spectra are never held at once)."""
-        out = []
-        for k in range(0, len(rows), HIT_BATCH):
-            cross, c_power, r_power = products(rows[k : k + HIT_BATCH])
-            r_energy = (r_power @ twice) / n_fft
-            spectrum = np.zeros((len(cross), n_fft // 2 + 1), np.complex64)
-            spectrum[:, lo:hi] = cross * np.conj(template)[None, :]
-            raw = sp_fft.irfft(spectrum, n_fft, axis=1)[:, columns]
-            norm = np.sqrt((c_power @ (np.abs(template) ** 2 * twice)) / n_fft * r_energy)
-            out.append(np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=norm[:, None] > 0))
+        """`matched` for the hits `rows`, a batch of hits at a time (a long song's spectra are never held
+        at once)."""
+        out = [matched(*products(rows[k : k + HIT_BATCH]), template) for k in range(0, len(rows), HIT_BATCH)]
         return np.concatenate(out) if out else np.zeros((0, len(columns)), np.float32)
 
     # The template is learnt from up to TEMPLATE_HITS hits spread over the song (a long song adds nothing
-    # but time); every hit is then matched against the last template.
+    # but time; their spectra are kept); every hit is then matched against the last template.
     learn = np.arange(0, n_hits, int(np.ceil(n_hits / TEMPLATE_HITS)))
     learn_cross, learn_c_power, learn_r_power = products(learn)
+
+    def match_learning(template: np.ndarray) -> np.ndarray:
+        return matched(learn_cross, learn_c_power, learn_r_power, template)
 
     def averaged(shifts: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The learning hits' transfer function, each moved by its shift, weighted, and kept where the
@@ -264,12 +272,11 @@ def track_pair(
         coherence = np.convolve(coherence, np.ones(smooth) / smooth, mode="same")
         return numerator / denominator * coherence**2
 
-    def refined(template: np.ndarray) -> tuple[np.ndarray, float]:
+    def refined(template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ITERATIONS - 1 rounds of aligning the learning hits to the template and averaging them again;
-        then every hit's match against the last template, and the share of learning hits it explains
-        (confidence >= min_confidence)."""
+        the last template and the learning hits' match against it."""
         for _ in range(ITERATIONS - 1):
-            scores = match(learn, template)
+            scores = match_learning(template)
             peaks = np.argmax(scores, axis=1)
             weights = np.clip(scores[np.arange(len(learn)), peaks], 0.0, 1.0) ** 2
             if weights.sum() <= 0:
@@ -277,19 +284,36 @@ def track_pair(
             shifts = refine_peaks(scores, peaks) - max_shift
             shifts = shifts - weighted_median(shifts, weights)  # the next template sits where most hits are
             template = averaged(shifts, weights)
-        scores = match(np.arange(n_hits), template)
-        return scores, float(np.mean(scores[learn].max(axis=1) >= min_confidence))
+        return template, match_learning(template)
 
-    # the hits as the close mic has them: they agree unless most were moved by scattered amounts
-    scores, explained = refined(averaged(np.zeros(len(learn)), np.ones(len(learn))))
-    if explained < 0.5:
-        # an edit scattered most hits (a 100 % quantise of a loose take): the average of the hits as they
-        # are is a smear. Start instead from one loud hit's own transfer function, which the others are
-        # aligned to; keep the start whose template explains the most hits.
-        for seed in learn_seeds(learn_c_power):
-            seeded, share = refined(learn_cross[seed] / (learn_c_power[seed] + 1e-30))
-            if share > explained:
-                scores, explained = seeded, share
+    def explained(scores: np.ndarray) -> float:
+        """The share of learning hits a template explains (best match >= min_confidence)."""
+        return float(np.mean(scores.max(axis=1) >= min_confidence))
+
+    def fit(scores: np.ndarray) -> float:
+        """How well a template explains the learning hits: the mean of their best matches."""
+        return float(np.mean(np.clip(scores.max(axis=1), 0.0, 1.0)))
+
+    # Two starts. The hits as the close mic has them: their average, unless an edit scattered most of
+    # them (a 100 % quantise of a loose take) and it is a smear. And one loud hit's own transfer
+    # function, which the others are aligned to. The average can also settle on the wrong cycle for some
+    # hits: a drum's ringing modes repeat every few ms, and where its velocity layers ring them
+    # differently (a loud stroke rings its low mode more) the average of hits that sit on different
+    # cycles is a comb, at the frequencies where those cycles agree, that keeps them there (render.py's
+    # BJA_Pacific: the loud layer 10.39 ms off the soft one, two periods of its ~193 Hz mode, on every
+    # reference at once). Where the mic's hits are one drum's (`single_source`), the start that explains
+    # the learning hits best is kept; a mic that hears other drums as loud as its own keeps the average
+    # (it follows the sources most of its hits are) unless the average explains fewer than half of them.
+    template, scores = refined(averaged(np.zeros(len(learn)), np.ones(len(learn))))
+    for seed in learn_seeds(learn_c_power):
+        seeded, seeded_scores = refined(learn_cross[seed] / (learn_c_power[seed] + 1e-30))
+        if setting.single_source:
+            better = fit(seeded_scores) > fit(scores)
+        else:
+            better = explained(scores) < 0.5 and explained(seeded_scores) > explained(scores)
+        if better:
+            template, scores = seeded, seeded_scores
+    scores = match(np.arange(n_hits), template)
     peaks = np.argmax(scores, axis=1)
     confidence = np.clip(scores[np.arange(n_hits), peaks], 0.0, 1.0)
     shifts = refine_peaks(scores, peaks) - max_shift  # in the last template's frame, as `scores` are
