@@ -312,12 +312,13 @@ def track_pair(
     # the learning hits best is kept; a mic that hears other drums as loud as its own keeps the average
     # (it follows the sources most of its hits are) unless the average explains fewer than half of them.
     template, scores = refined(averaged(np.zeros(len(learn)), np.ones(len(learn))))
+    smeared = explained(scores) < 0.5
     for seed in learn_seeds(learn_c_power):
         seeded, seeded_scores = refined(learn_cross[seed] / (learn_c_power[seed] + 1e-30))
         if setting.single_source:
             better = fit(seeded_scores) > fit(scores)
         else:
-            better = explained(scores) < 0.5 and explained(seeded_scores) > explained(scores)
+            better = smeared and explained(seeded_scores) > explained(scores)
         if better:
             template, scores = seeded, seeded_scores
     # every hit against the last template (the learning hits' matches are those already made)
