@@ -322,6 +322,9 @@ def _analyse_close(
         unmoved = confirmed & stroke & ~moved
         if np.sum(loud & confirmed) < np.sum(~loud & confirmed) and not np.any(unmoved & loud):
             moved = np.zeros(len(shifts), bool)
+            # ...and its natural lags are the bleed's paths, not its drum's (render.py Audiophob's Tom 2,
+            # 4 strokes among 21 hits: OH L -29 ms, a false "Tom 2 delayed 32 ms")
+            basis = "none"
     else:
         # no hit was left where it was played: every hit moved, if the hits disagree beyond the noise at all
         spread = _robust_spread(shifts[confirmed & stroke]) or 0.0
