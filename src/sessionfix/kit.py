@@ -804,10 +804,11 @@ def _distances(
     for close, mic in decided.items():
         if mic.edited or mic.basis != "unmoved_hits":
             continue
+        counts = {reference: int(p.measured.sum()) for reference, p in own[close]}
         measured = {
-            reference: p.direct_lag + offset + mic.anchor
-            for (reference, p), offset in zip(own[close], agreed[close].offsets, strict=True)
-            if np.isfinite(p.direct_lag + offset + mic.anchor) and p.measured.sum() >= params.min_hits
+            reference: lag
+            for reference, lag in _natural_lags(own[close], agreed[close].offsets, mic.anchor).items()
+            if counts[reference] >= params.min_hits
         }
         if any(_implausible(lag * 1e3 / sr, roles[reference]) for reference, lag in measured.items()):
             continue
