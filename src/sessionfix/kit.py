@@ -1117,11 +1117,18 @@ def _stereo_pair_delays(
         # two mics on one drum hear it from one place: their differences differ by less than a pair's own
         # placement makes of one (the real snare's top and bottom mics: 1.2-1.7 ms), or one of them read a
         # reflection (a fast song in a reverberant room: Snare Top 1.6 ms, Snare Bottom 6.2) and neither says
-        # where the drum reaches the pair
+        # where the drum reaches the pair. A sibling that found no arrival at one side of the pair (a lag
+        # of 0 or none), or that a reference hears first, confirms nothing either: the drum's direct sound
+        # there is unplaced, and the other mic's reading of it alone made false delays of 7.0 and 7.7 ms
+        # (render.py ForzeeStereo, rt60 0.4 s, partial_exclude and partial_cut; no mic was delayed)
+        unplaced = {c for c in layout.close if c not in difference_of}
         measured = [
             c
             for c, d in difference_of.items()
-            if all(abs(d - difference_of[s]) <= STEREO_PAIR_MS for s in layout.siblings_of(c) if s in difference_of)
+            if all(
+                s not in unplaced and (s not in difference_of or abs(d - difference_of[s]) <= STEREO_PAIR_MS)
+                for s in layout.siblings_of(c)
+            )
         ]
         differences = [difference_of[c] for c in measured]
         if len(differences) < 2:
