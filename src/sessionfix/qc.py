@@ -414,14 +414,24 @@ def _loud_hits(envelope: np.ndarray, sr: int, count: int) -> np.ndarray:
 
 
 def polarity_votes(
-    a: Track, b: Track, hits: np.ndarray, *, max_lag: int, sr: int, min_correlation: float
+    a: Track,
+    b: Track,
+    hits: np.ndarray,
+    *,
+    max_lag: int,
+    sr: int,
+    min_correlation: float,
+    search_lag: int | None = None,
 ) -> np.ndarray:
     """Per hit, the sign (+1, -1) of the strongest normalised correlation of b against a within
-    +-max_lag samples around timeline position `hits` (0 where the hit is too weak to vote)."""
+    +-search_lag samples (default `max_lag`) around timeline position `hits`; 0 where the hit is too weak
+    to vote, NaN where that strongest correlation lies beyond +-max_lag (b is delayed, or not this drum's:
+    a lobe within reach of the undelayed alignment votes at random)."""
+    search = max_lag if search_lag is None else max(search_lag, max_lag)
     pre, post = int(0.005 * sr), int(0.025 * sr)
     votes = np.zeros(len(hits))
     close = read_windows(a, hits - pre, pre + post).astype(np.float64)
-    other = read_windows(b, hits - pre - max_lag, pre + post + 2 * max_lag).astype(np.float64)
+    other = read_windows(b, hits - pre - search, pre + post + 2 * search).astype(np.float64)
     for i, (x, y) in enumerate(zip(close, other, strict=True)):
         x -= x.mean()
         y -= y.mean()
@@ -432,7 +442,7 @@ def polarity_votes(
         corr = windows @ x / np.sqrt(energy_x * np.maximum((windows**2).sum(axis=1), 1e-20))
         k = int(np.argmax(np.abs(corr)))
         if abs(corr[k]) >= min_correlation:
-            votes[i] = np.sign(corr[k])
+            votes[i] = np.sign(corr[k]) if abs(k - search) <= max_lag else np.nan
     return votes
 
 
@@ -445,6 +455,9 @@ def _level_below_db(a: Track, b: Track, hits: np.ndarray, *, sr: int) -> float:
     level_a = np.sqrt(np.mean(read_windows(a, hits - pre, pre + post).astype(np.float64) ** 2, axis=1))
     level_b = np.sqrt(np.mean(read_windows(b, hits - pre, pre + post).astype(np.float64) ** 2, axis=1))
     return float(np.median(20 * np.log10((level_a + 1e-12) / (level_b + 1e-12))))
+
+
+LATENCY_SEARCH_MS = 25.0  # a routing or plug-in latency on one mic: up to 1024 samples at 44.1 kHz (23 ms)
 
 
 def _polarity_findings(
@@ -472,9 +485,15 @@ def _polarity_findings(
                 sr=sr,
                 max_lag=int(params.polarity_max_lag_ms * 1e-3 * sr),
                 min_correlation=params.polarity_min_correlation,
+                search_lag=int(LATENCY_SEARCH_MS * 1e-3 * sr),
             )
-            voting = votes[votes != 0]
-            if len(voting) < 3 or np.mean(voting < 0) < params.polarity_min_agreement:
+            voting = votes[np.isfinite(votes) & (votes != 0)]
+            # polarity is read at the two mics' alignment: where most hits align them beyond reach, the
+            # other mic is delayed (a bottom snare mic 6 ms late read "reversed" on every hit's nearer lobe)
+            beyond = int(np.isnan(votes).sum())
+            if len(voting) < 3 or len(voting) < params.polarity_min_agreement * (len(voting) + beyond):
+                continue
+            if np.mean(voting < 0) < params.polarity_min_agreement:
                 continue
             # Flip the one that disagrees with the overheads; failing that, the bottom/under mic.
             flip = _odd_one_out(session, anchor, other, hits, layout, params) or next(
