@@ -1146,6 +1146,27 @@ def test_a_close_mic_heard_with_its_sibling_is_no_late_mic_but_one_far_behind_it
     assert [f.track for f in _delay_findings(pairs(-0.6), alone, roles)] == ["Snare Bottom.wav"]
 
 
+def test_a_top_mic_heard_after_its_bottom_mic_is_late() -> None:
+    # render_real.py, Snare Top delayed 3.1 ms (seed 130, 104 bpm): it reads -0.6 ms at the overheads, and
+    # Snare Bottom 0.0. The far head sounds after the struck one, never before: the top mic is late.
+    roles = {"OH L.wav": "overhead", "OH R.wav": "overhead"}
+    layout = KitLayout(
+        close=("Snare Top.wav", "Snare Bottom.wav"),
+        references=("OH L.wav", "OH R.wav"),
+        pairs=(),
+        siblings=(("Snare Top.wav", "Snare Bottom.wav"),),
+    )
+    lags = {"Snare Top.wav": (-0.56, -0.55), "Snare Bottom.wav": (0.0, 0.0)}
+    pairs = [
+        _analysed_pair(close, reference, lag)
+        for close, row in lags.items()
+        for reference, lag in zip(("OH L.wav", "OH R.wav"), row, strict=True)
+    ]
+    (finding,) = _delay_findings(pairs, layout, roles)
+    assert (finding.kind, finding.track) == ("mic_delay", "Snare Top.wav")
+    assert finding.value == pytest.approx(3.1, abs=1.0)
+
+
 def test_references_that_read_half_the_hits_on_a_reflection_are_tied_to_one_of_their_readings() -> None:
     # render.py rumpf_kit, rt60 0.8 s, partial_cut at 88 bpm (seed 74), Kick In at 44.1 kHz: the overheads
     # read every hit on its direct sound (0.98); both rooms match two arrivals 8.8 ms apart about as well
