@@ -641,6 +641,29 @@ def test_hits_explained_far_worse_than_the_typical_hit_are_not_moved() -> None:
     assert mic.edited and np.array_equal(mic.moved, misread)
 
 
+def test_hits_moved_all_by_one_amount_are_another_sound_not_an_edit() -> None:
+    # render.py ElectricEmpireKit (no tom) at 142 bpm, natural (seed 184): its Tom 2 mic hears only the
+    # other drums, anchored on the kick's and snare's bleed; six hi-hat hits read 17.39-18.21 ms off it, a
+    # false partial quantisation. An edit moves each hit by its own deviation from the grid
+    rng = np.random.default_rng(184)
+    n = 94
+    positions = SR // 2 + np.arange(n, dtype=np.int64) * BEAT
+    other = np.zeros(n, bool)
+    other[[20, 31, 44, 60, 71, 80]] = True
+    shift = np.full(n, NATURAL)
+    shift[other] -= (17.5 + rng.normal(0, 0.25, other.sum())) * 1e-3 * SR
+    hits = Hits("Tom 2.wav", positions, np.full(n, -4.0))
+    mic = _analyse_close(hits, _agreed(shift, 4, confidence=0.74, noise=0.5), NATURAL, "unmoved_hits", tempo=None,
+                         sr=SR, params=KitParams())
+    assert not mic.edited and not mic.moved.any()
+    # the same six hits moved 14-21 ms, each by its own amount (a player dragging a fill): an edit
+    dragged = np.full(n, NATURAL)
+    dragged[other] -= np.array([14.0, 21.0, 16.5, 19.0, 15.2, 20.1]) * 1e-3 * SR
+    mic = _analyse_close(hits, _agreed(dragged, 4, confidence=0.74, noise=0.5), NATURAL, "unmoved_hits", tempo=None,
+                         sr=SR, params=KitParams())
+    assert mic.edited and np.array_equal(mic.moved, other)
+
+
 def _strokes_with_early_hits(
     n: int, every: int, ahead_s: float, misread_s: float, confidence: tuple[float, float], references: int
 ) -> tuple[np.ndarray, np.ndarray, Consensus]:
