@@ -742,20 +742,21 @@ def test_a_tom_mic_anchored_on_its_bleed_is_not_edited_but_a_snare_with_its_ghos
     own = np.isin(np.arange(n), [6, 15, 22, 27])
     jitter = rng.normal(0, 0.02e-3 * SR, n)
 
-    def analysed(levels: np.ndarray, moved: np.ndarray) -> _CloseMic:
-        agreed = _agreed(NATURAL + np.where(moved, 1.5e-3 * SR, 0.0) + jitter, 2, confidence=0.9, noise=0.5)
+    def analysed(levels: np.ndarray, moves_ms: np.ndarray) -> _CloseMic:
+        agreed = _agreed(NATURAL + moves_ms * 1e-3 * SR + jitter, 2, confidence=0.9, noise=0.5)
         return _analyse_close(
             Hits("Tom 2.wav", positions, levels), agreed, NATURAL, "unmoved_hits", tempo=None, sr=SR, params=KitParams()
         )
 
-    tom = analysed(np.where(own, -11.5, -28.8), moved=own)
+    tom = analysed(np.where(own, -11.5, -28.8), np.where(own, 1.5, 0.0))
     assert not tom.edited and not tom.moved.any()
     # ...nor its natural lags: they are the bleed's paths (render.py Audiophob: such a Tom 2 read OH L -29
     # ms, a false "Tom 2 delayed 32 ms")
     assert tom.basis == "none"
     # a snare whose edit left only its 4 ghost notes in place: its strokes are most of its hits, so the
-    # ghosts anchor it and the 24 strokes moved
-    snare = analysed(np.where(own, -28.8, -11.5), moved=~own)
+    # ghosts anchor it and the 24 strokes moved, each by its own deviation from the grid (1-4 ms either way)
+    deviations = rng.uniform(1.0, 4.0, n) * np.resize([1.0, -1.0], n)
+    snare = analysed(np.where(own, -28.8, -11.5), np.where(own, 0.0, deviations))
     assert snare.edited and np.array_equal(snare.moved, ~own) and snare.basis == "unmoved_hits"
 
 
