@@ -1138,14 +1138,10 @@ def _stereo_pair_delays(
         # of 0 or none), or that a reference hears first, confirms nothing either: the drum's direct sound
         # there is unplaced, and the other mic's reading of it alone made false delays of 7.0 and 7.7 ms
         # (render.py ForzeeStereo, rt60 0.4 s, partial_exclude and partial_cut; no mic was delayed)
-        unplaced = {c for c in layout.close if c not in difference_of}
         measured = [
             c
             for c, d in difference_of.items()
-            if all(
-                s not in unplaced and (s not in difference_of or abs(d - difference_of[s]) <= STEREO_PAIR_MS)
-                for s in layout.siblings_of(c)
-            )
+            if all(s in difference_of and abs(d - difference_of[s]) <= STEREO_PAIR_MS for s in layout.siblings_of(c))
         ]
         differences = [difference_of[c] for c in measured]
         if len(differences) < 2:
