@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from make_fixtures import kit_session
+from make_fixtures import delay, kit_session
 
 from conftest import FIXTURES
 from sessionfix.pipeline import scan
@@ -130,8 +130,8 @@ def test_a_bottom_mic_delayed_beyond_a_drums_reach_is_not_called_reversed(tmp_pa
     top = _ringing_snare(sr, 6.0, seed=4)
     noise = np.random.default_rng(1).standard_normal((3, len(top))) * 1e-4
     _write(tmp_path / "Snare Top.wav", top + noise[0])
-    _write(tmp_path / "OH L.wav", 0.5 * np.concatenate([np.zeros(144), top[:-144]]) + noise[1])
-    delayed = 0.8 * np.concatenate([np.zeros(late), top[:-late]]) + noise[2]
+    _write(tmp_path / "OH L.wav", 0.5 * delay(top, 144) + noise[1])
+    delayed = 0.8 * delay(top, late) + noise[2]
     _write(tmp_path / "Snare Bottom.wav", delayed)
     assert [f for f in scan(tmp_path).findings if f.kind == "polarity"] == []
     # undelayed and reversed: found, as before
