@@ -394,16 +394,18 @@ def _first_rise(envelope: np.ndarray, *, floor_span: int) -> float:
     """Fractional index where `envelope` first rises ONSET_FRACTION of the way from its floor (the median
     of its first `floor_span` values) to its peak, on the way to its first strong arrival.
 
-    The first strong arrival is the first value STRONG_FRACTION of the way up; from there back to the last
-    quiet value (QUIET_FRACTION of the way), then forward to the threshold. A reflection louder than the
-    direct sound (a room mic) is a later arrival and does not move it; a previous hit's tail at the start
-    of the window is left behind by the walk back.
+    The first strong arrival is the first value STRONG_FRACTION of the way up after the floor's span (the
+    span is the noise before the sound, and the band filter's start-up transient at the window's first
+    samples is no arrival); from there back to the last quiet value (QUIET_FRACTION of the way), then
+    forward to the threshold. A reflection louder than the direct sound (a room mic) is a later arrival
+    and does not move it; a previous hit's tail at the start of the window is left behind by the walk back.
     """
     floor = float(np.median(envelope[:floor_span]))
     rise = float(envelope.max()) - floor
-    strong = int(np.argmax(envelope >= floor + STRONG_FRACTION * rise))
+    start = min(floor_span, len(envelope) - 1)
+    strong = start + int(np.argmax(envelope[start:] >= floor + STRONG_FRACTION * rise))
     j = strong
-    while j > 0 and envelope[j] > floor + QUIET_FRACTION * rise:
+    while j > start and envelope[j] > floor + QUIET_FRACTION * rise:
         j -= 1
     threshold = floor + ONSET_FRACTION * rise
     k = j + int(np.argmax(envelope[j:] >= threshold))
