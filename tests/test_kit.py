@@ -94,22 +94,6 @@ def test_every_moved_hit_is_found_with_its_move(tmp_path: Path, moved_from: int)
     assert finding.count == pair.moved.sum() == result.kit.moved_hits
 
 
-def test_hits_moved_farther_than_the_search_reach_widen_it(tmp_path: Path) -> None:
-    """A loose take (18 ms of timing error) quantised to the beat: the edit moves hits up to 44 ms, beyond
-    the 30 ms a tight drummer needs. Its own moves show how far it reached: every moved hit is measured
-    with its move (before, the hits beyond 30 ms read 4-9 ms off or not at all)."""
-    rng = np.random.default_rng(2)
-    grid = [SR // 2 + i * BEAT for i in range(40)]
-    jitter = [int(round(j)) for j in rng.normal(0, 0.018 * SR, 40)]
-    played = [g + j for g, j in zip(grid, jitter, strict=True)]
-    moves = [(-j if i % 10 >= 3 else 0) for i, j in enumerate(jitter)]
-    moves_ms = np.array(moves) / SR * 1e3
-    assert np.sum(np.abs(moves_ms) > 30) >= 3
-    pair = _pair(scan(_session(tmp_path, played, moves)))
-    assert pair.state == "partially_quantised"
-    assert np.max(np.abs(pair.moves_ms - moves_ms)) < 0.05
-
-
 @pytest.mark.parametrize("edit", ["full_quantise", "exclude_within"])
 def test_hits_a_full_quantise_moved_by_one_amount_do_not_anchor_the_natural_lag(tmp_path: Path, edit: str) -> None:
     """Three strokes played 4.1 ms late are moved by one amount by a 100 % quantise (real cut-61: three

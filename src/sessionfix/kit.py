@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
-from scipy.special import bdtrc, ndtr, ndtri, pdtrc
+from scipy.special import bdtrc, pdtrc
 
 from .findings import Finding
 from .grid import Tempo, estimate_tempo, lattice, straight_grid
@@ -142,43 +142,6 @@ class KitAnalysis:
             pair = self.pair_of(close)
             count += int(np.sum(np.isnan(pair.moves_ms) & ~pair.repeated))
         return count
-
-
-# An edit moves a hit by (its strength times) the hit's distance from the grid line it snaps to: at most
-# half a step of the sixteenth lattice, and as far as the drummer strayed. The lag search reaches
-# LagParams.max_move_ms (30 ms: a tight drummer's largest error). Where the edit's own moves, a normal
-# spread about 0 (1.4826 x their median |move|), put BEYOND_EXPECTED or more of the edited mics' strokes
-# beyond that reach, the search is widened until fewer than WIDER_MISSED are, up to half a sixteenth and
-# WIDEST_MOVE_MS. (render_real.py with 20 ms of jitter at strength 0.75: moves to 43 ms, and the hits
-# moved beyond 30 ms read 4-9 ms off on another lobe of their match.)
-BEYOND_EXPECTED = 0.5
-WIDER_MISSED = 0.05
-WIDEST_MOVE_MS = 60.0
-MIN_MOVES_FOR_SPREAD = 8  # moved hits needed to read the edit's spread
-
-
-def wider_search(kit: KitAnalysis, tempo: Tempo | None, params: LagParams) -> LagParams | None:
-    """The lag settings that reach the hits an edit moved beyond `params.max_move_ms`, or None when its
-    moves (ms, of the moved hits of the edited mics) leave fewer than BEYOND_EXPECTED strokes out of
-    reach. The windows grow with the reach, so a hit's direct sound stays inside them."""
-    moved = [kit.pair_of(close) for close in kit.edited]
-    moves = np.concatenate([p.moves_ms[p.moved] for p in moved]) if moved else np.zeros(0)
-    moves = moves[np.isfinite(moves)]
-    if len(moves) < MIN_MOVES_FOR_SPREAD:
-        return None
-    spread = 1.4826 * float(np.median(np.abs(moves)))  # ms
-    strokes = sum(len(p.positions) for p in moved)
-    if spread <= 0 or strokes * 2 * ndtr(-params.max_move_ms / spread) < BEYOND_EXPECTED:
-        return None
-    reach = spread * float(-ndtri(WIDER_MISSED / (2 * strokes)))
-    half_sixteenth = 60e3 / tempo.bpm / 8 if tempo is not None and tempo.bpm > 0 else WIDEST_MOVE_MS
-    reach = min(reach, half_sixteenth, WIDEST_MOVE_MS)
-    if reach <= params.max_move_ms:
-        return None
-    extra = reach - params.max_move_ms
-    return replace(
-        params, max_move_ms=reach, min_lag_ms=params.min_lag_ms - extra, max_lag_ms=params.max_lag_ms + extra
-    )
 
 
 # ------------------------------------------------------------------------------------- anchor

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -22,10 +22,9 @@ from .errors import ConfigError
 from .export import rpp_project
 from .findings import SEVERITY_RANK, Finding
 from .grid import Tempo
-from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo, wider_search
+from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
 from .lags import measure_kit
 from .onsets import (
-    Hits,
     at_played,
     attribute_bleed,
     bleed_where_played,
@@ -195,32 +194,6 @@ def analyse_kit_stage(
         tempo = _one_mic_tempo(session, roles, usable={t.name for t in session.tracks} if usable is None else usable)
     if on_tempo is not None:
         on_tempo(tempo)
-    kit = _judged_kit(session, layout, roles, found, hits, tempo, params, progress=progress, jobs=jobs)
-    wider = wider_search(kit, tempo, params.lags)
-    if wider is not None:
-        # the edit moved hits farther than the search reaches: measured again over the range its moves
-        # show (the hits already found; the lags and verdicts anew)
-        params = replace(params, lags=wider)
-        kit = _judged_kit(session, layout, roles, found, hits, tempo, params, progress=progress, jobs=jobs)
-    return kit
-
-
-def _judged_kit(
-    session: Session,
-    layout: KitLayout,
-    roles: dict[str, Role],
-    found: dict[str, Hits],
-    hits: dict[str, Hits],
-    tempo: Tempo | None,
-    params: KitParams,
-    *,
-    progress: Progress,
-    jobs: int,
-) -> KitAnalysis:
-    """The per-hit lags of the kit's pairs and the verdicts on them, from the close mics' hits as found
-    (`found`) and as attributed to their drums (`hits`)."""
-    sr = session.sr or 0
-    drum_of = {name: drum_key(name, roles[name]) for name in found}
     lags, agreed = measure_kit(
         session, layout=layout, roles=roles, hits=hits, params=params.lags, progress=progress, jobs=jobs
     )
