@@ -68,11 +68,14 @@ def summary(paths: list[str]) -> None:
     for key in keys:
         cells = []
         for errors, unplaced in runs:
-            e = np.array(errors.get(key, [np.nan]))
-            cells.append(
-                f"n {len(errors.get(key, [])):3d} unplaced {unplaced.get(key, 0):3d} median |e| "
-                f"{np.nanmedian(np.abs(e)):.3f} p90 {np.nanpercentile(np.abs(e), 90):.3f} signed {np.nanmedian(e):+.3f}"
+            e = np.array(errors.get(key, []))
+            size = np.abs(e)
+            figures = (
+                f"median |e| {np.median(size):.3f} p90 {np.percentile(size, 90):.3f} signed {np.median(e):+.3f}"
+                if len(e)
+                else "no placed pair"
             )
+            cells.append(f"n {len(e):3d} unplaced {unplaced.get(key, 0):3d} {figures}")
         print(f"{'/'.join(key):24s} " + "  ||  ".join(cells))
 
 
