@@ -94,6 +94,23 @@ def test_every_moved_hit_is_found_with_its_move(tmp_path: Path, moved_from: int)
     assert finding.count == pair.moved.sum() == result.kit.moved_hits
 
 
+def test_hits_moved_beyond_the_search_reach_are_found_with_their_moves(tmp_path: Path) -> None:
+    """A loose take (18 ms of timing error) quantised to the beat: the edit moves hits up to 44 ms, beyond
+    the 30 ms a tight drummer needs. Hits read near the search's edge are read again farther out, and every
+    moved hit gets its move (before, the hits beyond 30 ms read on a side lobe of their match or not at
+    all)."""
+    rng = np.random.default_rng(2)
+    grid = [SR // 2 + i * BEAT for i in range(40)]
+    jitter = [int(round(j)) for j in rng.normal(0, 0.018 * SR, 40)]
+    played = [g + j for g, j in zip(grid, jitter, strict=True)]
+    moves = [(-j if i % 10 >= 3 else 0) for i, j in enumerate(jitter)]
+    moves_ms = np.array(moves) / SR * 1e3
+    assert np.sum(np.abs(moves_ms) > 30) >= 3
+    pair = _pair(scan(_session(tmp_path, played, moves)))
+    assert pair.state == "partially_quantised"
+    assert np.max(np.abs(pair.moves_ms - moves_ms)) < 0.05
+
+
 @pytest.mark.parametrize("edit", ["full_quantise", "exclude_within"])
 def test_hits_a_full_quantise_moved_by_one_amount_do_not_anchor_the_natural_lag(tmp_path: Path, edit: str) -> None:
     """Three strokes played 4.1 ms late are moved by one amount by a 100 % quantise (real cut-61: three
@@ -1319,3 +1336,47 @@ def test_a_tom_ringing_after_every_snare_stroke_is_no_late_tom_mic_when_the_snar
     tom = next(p for p in result.kit.pairs if p.close == "Floor Tom.wav" and p.reference == "OH L.wav")
     assert len(tom.positions) == len(strokes)
     assert np.all(np.abs(tom.positions - strokes) <= 48)
+
+
+def test_a_hit_is_read_beyond_the_search_reach_only_where_every_reference_matches_it_there_clearly() -> None:
+    # Four references read three hits again over a reach of 2646 samples (the narrow one: 1323). A hit
+    # moved 1600 samples out matches there as well as the mic's hits do (0.85) and a drum period (463) in,
+    # on side lobes, at 0.5: it is placed. A row of peaks where the rooms match best inside the reach
+    # (the references agree on the far one only summed), and a hit whose far match (0.42) is weaker than nearly all the mic's hits (0.8-0.95), are not.
+    max_shift, wide, period, lobe = 1323, 2646, 463, 87
+    columns = np.arange(2 * wide + 1) - wide
+    references = ("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")
+
+    def curve(peaks: list[tuple[float, float]]) -> np.ndarray:
+        out = np.zeros(len(columns))
+        for at, height in peaks:
+            out = np.maximum(out, height * np.exp(-0.5 * ((columns - at) / 6.0) ** 2))
+        return out
+
+    far = curve([(1600, 0.85), (1600 - period, 0.5), (1600 - 2 * period, 0.45)])
+    row_of_peaks = curve([(1800, 0.85), (1800 - period, 0.6), (1800 - 2 * period, 0.55)])
+    room_inside = curve([(1800, 0.85), (1800 - 2 * period, 0.9)])  # well inside the narrow reach
+    weak = curve([(1700, 0.42), (1700 - period, 0.3)])
+    wider = {
+        r: lags_module._pair_from_scores(
+            np.stack([far, room_inside if r.startswith("Room") else row_of_peaks, weak]), 0.0, min_confidence=0.3
+        )
+        for r in references
+    }
+    n = 40
+    placed = np.linspace(-900.0, 900.0, n)
+    shift = np.concatenate([placed[:-3], [np.nan, np.nan, np.nan]])
+    agreed = Consensus(
+        references=references,
+        shift=shift,
+        offsets=np.zeros(4),
+        pair_shifts=np.tile(shift, (4, 1)),
+        agreeing=np.where(np.isnan(shift), 0, 4),
+        confidence=np.concatenate([np.linspace(0.8, 0.95, n - 3), [0.5, 0.45, 0.42]]),
+        noise=1.0,
+    )
+    rows = np.arange(n - 3, n)
+    out = lags_module.reached_beyond(agreed, wider, rows, max_shift=max_shift, lobe=lobe, min_confidence=0.3)
+    assert out.shift[n - 3] == pytest.approx(1600, abs=0.1) and out.agreeing[n - 3] == 4
+    assert np.isnan(out.shift[n - 2]) and np.isnan(out.shift[n - 1])
+    np.testing.assert_array_equal(out.shift[: n - 3], agreed.shift[: n - 3])

@@ -43,7 +43,11 @@ class LagParams:
 
     min_lag_ms: float = -30.0  # reference windows start this far before the close-mic attack...
     max_lag_ms: float = 45.0  # ...and reach the farthest plausible room mic
-    max_move_ms: float = 30.0  # the farthest an edit moves a hit (about the largest human timing error)
+    max_move_ms: float = 30.0  # the farthest an edit moves a hit (about the largest human timing error)...
+    # ...of a tight drummer. A loose one's quantised hits move farther (20 ms of jitter: to 43 ms), never
+    # beyond half a step of the grid they snap to; hits read near the search's edge are looked for again
+    # as far as this (`reached_beyond`; the pipeline caps it at half a sixteenth of the song's tempo)
+    widest_move_ms: float = 60.0
     # A hit its pair's template explains less well than this is unmeasured. Real kits: a kick or snare hit
     # 0.6-0.95 (median), bleed picked up as a hit 0.15-0.3; a hi-hat ~0.15, being incoherent between mics.
     min_confidence: float = 0.3
@@ -153,13 +157,16 @@ class PairLags:
     shifts : float samples per hit against the pair's template, NaN where the hit could not be measured;
     a hit's lag is `direct_lag + shift`. confidence : how well the template explains the hit's reference
     window, 0..1 (normalised correlation). scores : [shape=(hits, 2 * max_shift + 1)] the match of each
-    hit at every integer shift -max_shift..max_shift, kept for `consensus`.
+    hit at every integer shift -max_shift..max_shift, kept for `consensus`. template : the pair's learnt
+    transfer function on the band's bins of an rfft of `fft_size` (kept to match more hits to it later).
     """
 
     shifts: np.ndarray
     confidence: np.ndarray
     direct_lag: float
     scores: np.ndarray
+    template: np.ndarray | None = None
+    fft_size: int = 0
 
     @property
     def max_shift(self) -> int:
@@ -204,6 +211,61 @@ def learn_seeds(c_power: np.ndarray) -> np.ndarray:
     return np.argsort(-c_power.sum(axis=1), kind="stable")[:SEEDS]
 
 
+@dataclass(frozen=True)
+class _Band:
+    """A band on one FFT length: its rfft bins lo..hi-1, the mask's weights there, and Parseval's weight
+    of each (the half spectrum's bins other than DC and Nyquist stand for two)."""
+
+    n_fft: int
+    lo: int
+    hi: int
+    mask: np.ndarray
+    twice: np.ndarray
+
+    @classmethod
+    def of(cls, n_fft: int, sr: int, band: tuple[float, float]) -> _Band:
+        mask = band_mask(n_fft, sr, band)
+        # only the band's bins carry anything: every spectral product is taken there (a kick's band is 2 %
+        # of the spectrum)
+        inside = np.flatnonzero(mask > 0)
+        lo, hi = int(inside[0]), int(inside[-1]) + 1
+        bins = np.arange(lo, hi)
+        twice = np.where((bins == 0) | (bins == n_fft // 2), 1.0, 2.0).astype(np.float32)
+        return cls(n_fft, lo, hi, mask[lo:hi], twice)
+
+
+def _products(close: np.ndarray, reference: np.ndarray, band: _Band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For rows of close and reference windows: reference x conj(close) in the band, and both band powers."""
+    c_spec = band_spectrum(close, band.n_fft, band.lo, band.hi) * band.mask
+    r_spec = band_spectrum(np.asarray(reference, np.float32), band.n_fft, band.lo, band.hi) * band.mask
+    return r_spec * np.conj(c_spec), np.abs(c_spec) ** 2, np.abs(r_spec) ** 2
+
+
+def _matched(
+    cross: np.ndarray, c_power: np.ndarray, r_power: np.ndarray, template: np.ndarray, band: _Band, columns: np.ndarray
+) -> np.ndarray:
+    """Normalised match of hits (their `_products`) against `template` at the correlation's `columns`
+    (float32)."""
+    r_energy = (r_power @ band.twice) / band.n_fft
+    spectrum = np.zeros((len(cross), band.n_fft // 2 + 1), np.complex64)
+    spectrum[:, band.lo : band.hi] = cross * np.conj(template)[None, :]
+    raw = sp_fft.irfft(spectrum, band.n_fft, axis=1)[:, columns]
+    norm = np.sqrt((c_power @ (np.abs(template) ** 2 * band.twice)) / band.n_fft * r_energy)
+    return np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=norm[:, None] > 0)
+
+
+def _match(
+    close: np.ndarray, reference: np.ndarray, template: np.ndarray, band: _Band, columns: np.ndarray
+) -> np.ndarray:
+    """`_matched` for rows of windows, a batch of hits at a time (a long song's spectra are never held at
+    once)."""
+    out = [
+        _matched(*_products(close[k : k + HIT_BATCH], reference[k : k + HIT_BATCH], band), template, band, columns)
+        for k in range(0, len(close), HIT_BATCH)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, len(columns)), np.float32)
+
+
 def track_pair(
     close: np.ndarray,
     reference: np.ndarray,
@@ -227,45 +289,19 @@ def track_pair(
         empty = np.zeros(0)
         return PairLags(empty, empty, float("nan"), np.zeros((0, 2 * max_shift + 1), np.float32))
     n_fft = pair_fft_size(close, reference, max_shift)
-    mask = band_mask(n_fft, sr, setting.band)
-    # only the band's bins carry anything: every spectral product is taken there (a kick's band is 2 %
-    # of the spectrum)
-    inside = np.flatnonzero(mask > 0)
-    lo, hi = int(inside[0]), int(inside[-1]) + 1
-    # Parseval on the half spectrum: bins other than DC and Nyquist stand for two
-    twice = np.where((np.arange(lo, hi) == 0) | (np.arange(lo, hi) == n_fft // 2), 1.0, 2.0).astype(np.float32)
+    band = _Band.of(n_fft, sr, setting.band)
+    lo, hi = band.lo, band.hi
     omega = (2 * np.pi * np.arange(lo, hi) / n_fft).astype(np.float32)
     smooth = max(1, int(round(COHERENCE_SMOOTH_HZ * n_fft / sr)))
     columns = np.concatenate((np.arange(n_fft - max_shift, n_fft), np.arange(max_shift + 1)))  # shifts -S..S
 
-    def products(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For the hits `rows`: reference x conj(close) in the band, and both band powers."""
-        c_spec = band_spectrum(close[rows], n_fft, lo, hi) * mask[lo:hi]
-        r_spec = band_spectrum(np.asarray(reference[rows], np.float32), n_fft, lo, hi) * mask[lo:hi]
-        return r_spec * np.conj(c_spec), np.abs(c_spec) ** 2, np.abs(r_spec) ** 2
-
-    def matched(cross: np.ndarray, c_power: np.ndarray, r_power: np.ndarray, template: np.ndarray) -> np.ndarray:
-        """Normalised match of hits (their `products`) against `template` at every shift -S..S (float32)."""
-        r_energy = (r_power @ twice) / n_fft
-        spectrum = np.zeros((len(cross), n_fft // 2 + 1), np.complex64)
-        spectrum[:, lo:hi] = cross * np.conj(template)[None, :]
-        raw = sp_fft.irfft(spectrum, n_fft, axis=1)[:, columns]
-        norm = np.sqrt((c_power @ (np.abs(template) ** 2 * twice)) / n_fft * r_energy)
-        return np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=norm[:, None] > 0)
-
-    def match(rows: np.ndarray, template: np.ndarray) -> np.ndarray:
-        """`matched` for the hits `rows`, a batch of hits at a time (a long song's spectra are never held
-        at once)."""
-        out = [matched(*products(rows[k : k + HIT_BATCH]), template) for k in range(0, len(rows), HIT_BATCH)]
-        return np.concatenate(out) if out else np.zeros((0, len(columns)), np.float32)
-
     # The template is learnt from up to TEMPLATE_HITS hits spread over the song (a long song adds nothing
     # but time; their spectra are kept); every hit is then matched against the last template.
     learn = np.arange(0, n_hits, int(np.ceil(n_hits / TEMPLATE_HITS)))
-    learn_cross, learn_c_power, learn_r_power = products(learn)
+    learn_cross, learn_c_power, learn_r_power = _products(close[learn], reference[learn], band)
 
     def match_learning(template: np.ndarray) -> np.ndarray:
-        return matched(learn_cross, learn_c_power, learn_r_power, template)
+        return _matched(learn_cross, learn_c_power, learn_r_power, template, band, columns)
 
     def averaged(shifts: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The learning hits' transfer function, each moved by its shift, weighted, and kept where the
@@ -324,7 +360,7 @@ def track_pair(
     # every hit against the last template (the learning hits' matches are those already made)
     rest = np.setdiff1d(np.arange(n_hits), learn)
     learnt_scores, scores = scores, np.empty((n_hits, len(columns)), np.float32)
-    scores[learn], scores[rest] = learnt_scores, match(rest, template)
+    scores[learn], scores[rest] = learnt_scores, _match(close[rest], reference[rest], template, band, columns)
     peaks = np.argmax(scores, axis=1)
     confidence = np.clip(scores[np.arange(n_hits), peaks], 0.0, 1.0)
     shifts = refine_peaks(scores, peaks) - max_shift  # in the last template's frame, as `scores` are
@@ -335,7 +371,43 @@ def track_pair(
         confidence=confidence,
         direct_lag=direct + min_lag,
         scores=scores.astype(np.float32),
+        template=template,
+        fft_size=n_fft,
     )
+
+
+def rematch(
+    pair: PairLags,
+    close: np.ndarray,
+    reference: np.ndarray,
+    *,
+    sr: int,
+    setting: LagSetting,
+    early: int,
+    max_shift: int,
+) -> np.ndarray:
+    """The match of hits against a pair's learnt template over a wider reach than it was learnt on.
+
+    close : [shape=(hits, m)] close-mic windows as `track_pair` had them. reference : their reference
+    windows, starting `early` samples before `track_pair`'s (and as much longer at the end, or more).
+    Returns [shape=(hits, 2 * max_shift + 1)] the match at every integer shift -max_shift..max_shift in
+    the pair's frame, so a hit's lag is still `pair.direct_lag + shift`.
+    """
+    if pair.template is None or not len(close):
+        return np.zeros((len(close), 2 * max_shift + 1), np.float32)
+    learnt = _Band.of(pair.fft_size, sr, setting.band)
+    spectrum = np.zeros(pair.fft_size // 2 + 1, np.complex64)
+    spectrum[learnt.lo : learnt.hi] = pair.template
+    response = sp_fft.irfft(spectrum, pair.fft_size)  # circular: delays from -(m + S) wrap round to its end
+    n_fft = sp_fft.next_fast_len(reference.shape[1] + close.shape[1] + max_shift, real=True)
+    negative = close.shape[1] + pair.max_shift
+    unwrapped = np.zeros(n_fft, np.float32)
+    unwrapped[: pair.fft_size - negative] = response[: pair.fft_size - negative]
+    unwrapped[n_fft - negative :] = response[pair.fft_size - negative :]
+    band = _Band.of(n_fft, sr, setting.band)
+    template = sp_fft.rfft(unwrapped)[band.lo : band.hi].astype(np.complex64)
+    columns = (np.arange(-max_shift, max_shift + 1) + early) % n_fft  # the wider windows start `early` sooner
+    return _match(close, reference, template, band, columns)
 
 
 def _direct_lag(
@@ -470,7 +542,9 @@ def _frame_offset(differences: np.ndarray, lobe: int) -> float:
     return float(np.median(d[np.abs(d - centre) <= lobe]))
 
 
-def consensus(by_reference: dict[str, PairLags], *, min_confidence: float, lobe: int) -> Consensus:
+def consensus(
+    by_reference: dict[str, PairLags], *, min_confidence: float, lobe: int, offsets: np.ndarray | None = None
+) -> Consensus:
     """Combine the references of one close mic hit by hit.
 
     The references' frames are tied to the most confident one's by the densest cluster of differences of
@@ -483,12 +557,13 @@ def consensus(by_reference: dict[str, PairLags], *, min_confidence: float, lobe:
     references = tuple(by_reference)
     pairs = [by_reference[r] for r in references]
     n_refs, n_hits = len(pairs), len(pairs[0].shifts)
-    lead = int(np.argmax([np.median(p.confidence) for p in pairs]))
-    offsets = np.zeros(n_refs)
-    for r, p in enumerate(pairs):
-        both = pairs[lead].measured & p.measured
-        if r != lead and both.sum() >= 3:
-            offsets[r] = _frame_offset(p.shifts[both] - pairs[lead].shifts[both], lobe)
+    if offsets is None:  # (given where a few hits are read again in frames the song's hits tied)
+        lead = int(np.argmax([np.median(p.confidence) for p in pairs]))
+        offsets = np.zeros(n_refs)
+        for r, p in enumerate(pairs):
+            both = pairs[lead].measured & p.measured
+            if r != lead and both.sum() >= 3:
+                offsets[r] = _frame_offset(p.shifts[both] - pairs[lead].shifts[both], lobe)
     s = pairs[0].max_shift
     total = np.zeros((n_hits, 2 * s + 1))
     for p, offset in zip(pairs, offsets, strict=True):
@@ -526,6 +601,64 @@ def consensus(by_reference: dict[str, PairLags], *, min_confidence: float, lobe:
         confidence=np.max([p.confidence for p in pairs], axis=0),
         noise=noise,
     )
+
+
+# A hit the search places within this share of its reach from the edge, or cannot place, may have been
+# moved beyond it: its match there is a side lobe of the true one (render_real.py with 20 ms of jitter:
+# hits moved 33-37 ms read at 26-29 ms), or it has no peak at all
+NEAR_EDGE_SHARE = 1 / 3
+
+
+def _near_the_edge(agreed: Consensus, max_shift: int, *, min_confidence: float) -> np.ndarray:
+    """Hits some reference matches (at its best shift, maybe the search's edge) whose agreed shift is
+    unplaced or within NEAR_EDGE_SHARE of the search's reach (`max_shift`, samples) from its edge."""
+    heard = agreed.confidence >= min_confidence
+    far = np.nan_to_num(np.abs(agreed.shift), nan=np.inf) >= (1 - NEAR_EDGE_SHARE) * max_shift
+    return heard & far
+
+
+def _pair_from_scores(scores: np.ndarray, direct_lag: float, *, min_confidence: float) -> PairLags:
+    """A pair's readings from its match at every shift -S..S (`rematch`)."""
+    s = (scores.shape[1] - 1) // 2
+    peaks = np.argmax(scores, axis=1)
+    confidence = np.clip(scores[np.arange(len(scores)), peaks], 0.0, 1.0)
+    shifts = refine_peaks(scores, peaks) - s
+    return PairLags(np.where(confidence >= min_confidence, shifts, np.nan), confidence, direct_lag, scores)
+
+
+# A hit read beyond the search's reach is an ordinary hit moved farther: it matches its template as well as
+# the mic's other hits do, not worse than this quantile of their best matches (a kick whose low band
+# matches every ~15 ms matched 0.39-0.50 there on render.py, where its placed hits match 0.6-0.95)
+FAR_MATCH_QUANTILE = 0.1
+
+
+def reached_beyond(
+    agreed: Consensus, wider: dict[str, PairLags], rows: np.ndarray, *, max_shift: int, lobe: int, min_confidence: float
+) -> Consensus:
+    """The consensus with the hits `rows` read again over a wider reach (`wider`: per reference, those
+    hits' readings in the pair's frame), kept where the wider search places a hit where the narrower one
+    could not: beyond its reach (less the lobe its peaks need inside it), two references or more agreeing
+    there on a true peak, no reference matching the hit best anywhere else, and the match as good as
+    the mic's hits typically get (FAR_MATCH_QUANTILE). A reading that is only the least bad of a row of
+    similar peaks (a kick's low band, or one that follows the search's edge as it widens) is no hit's."""
+    references = agreed.references
+    again = consensus(
+        {r: wider[r] for r in references}, min_confidence=min_confidence, lobe=lobe, offsets=agreed.offsets
+    )
+    outside = np.nan_to_num(np.abs(again.shift), nan=0.0) > max_shift - 2 * lobe
+    best = np.stack([wider[r].shifts for r in references]) - agreed.offsets[:, None]  # each one's own best, lead frame
+    elsewhere = np.any(np.abs(best - again.shift[None, :]) > lobe, axis=0, where=~np.isnan(best))
+    placed = ~np.isnan(agreed.shift)
+    typical = float(np.quantile(agreed.confidence[placed], FAR_MATCH_QUANTILE)) if placed.any() else 1.0
+    keep = outside & (again.agreeing >= 2) & ~elsewhere & (again.confidence >= typical)
+    if not keep.any():
+        return agreed
+    shift, pair_shifts, agreeing = agreed.shift.copy(), agreed.pair_shifts.copy(), agreed.agreeing.copy()
+    confidence = agreed.confidence.copy()
+    at = rows[keep]
+    shift[at], pair_shifts[:, at], agreeing[at] = again.shift[keep], again.pair_shifts[:, keep], again.agreeing[keep]
+    confidence[at] = again.confidence[keep]
+    return replace(agreed, shift=shift, pair_shifts=pair_shifts, agreeing=agreeing, confidence=confidence)
 
 
 NEIGHBOUR_CALIBRATION_HITS = 64  # well-placed hits a neighbouring close mic's path is measured on
@@ -712,6 +845,25 @@ def measure_kit(
             low, high = settings[c].band
             lobe = max(1, int(sr / (4 * np.sqrt(low * high))))  # a quarter period at the band's centre
             agreed[c] = consensus(own, min_confidence=params.min_confidence, lobe=lobe)
+            # a hit read near the search's edge may have been moved beyond it: it is read again farther out
+            widest = int(params.widest_move_ms * 1e-3 * sr)
+            near_edge = _near_the_edge(agreed[c], max_shift, min_confidence=params.min_confidence)
+            if widest > max_shift and near_edge.any():
+                rows = np.flatnonzero(near_edge)
+                extra = widest - max_shift
+                span = pre + posts[c] + max_lag - min_lag + 2 * extra
+                wider = {}
+                for reference, pair in own.items():
+                    windows = read_windows(
+                        session.track(reference), hits[c].positions[rows] - pre + min_lag - extra, span
+                    )
+                    scores = rematch(
+                        pair, close_windows[c][rows], windows, sr=sr, setting=settings[c], early=extra, max_shift=widest
+                    )
+                    wider[reference] = _pair_from_scores(scores, pair.direct_lag, min_confidence=params.min_confidence)
+                agreed[c] = reached_beyond(
+                    agreed[c], wider, rows, max_shift=max_shift, lobe=lobe, min_confidence=params.min_confidence
+                )
             weak = _weakly_placed(agreed[c])
             others = set(layout.siblings_of(c)) | {c}
             neighbours = [name for name in layout.close if roles[name] in MEASURED_ROLES and name not in others]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
@@ -194,6 +194,11 @@ def analyse_kit_stage(
         tempo = _one_mic_tempo(session, roles, usable={t.name for t in session.tracks} if usable is None else usable)
     if on_tempo is not None:
         on_tempo(tempo)
+    if tempo is not None and tempo.bpm > 0:  # an edit moves a hit at most half a sixteenth, to its grid line
+        half_step_ms = 60e3 / tempo.bpm / 8
+        params = replace(
+            params, lags=replace(params.lags, widest_move_ms=min(params.lags.widest_move_ms, half_step_ms))
+        )
     lags, agreed = measure_kit(
         session, layout=layout, roles=roles, hits=hits, params=params.lags, progress=progress, jobs=jobs
     )
