@@ -1342,7 +1342,8 @@ def test_a_hit_is_read_beyond_the_search_reach_only_where_every_reference_matche
     # Four references read three hits again over a reach of 2646 samples (the narrow one: 1323). A hit
     # moved 1600 samples out matches there as well as the mic's hits do (0.85) and a drum period (463) in,
     # on side lobes, at 0.5: it is placed. A row of peaks where the rooms match best inside the reach
-    # (the references agree on the far one only summed), and a hit whose far match (0.42) is weaker than nearly all the mic's hits (0.8-0.95), are not.
+    # (the references agree on the far one only summed), and a hit whose far match (0.42) is weaker than
+    # nearly all the mic's hits (0.8-0.95), are not.
     max_shift, wide, period, lobe = 1323, 2646, 463, 87
     columns = np.arange(2 * wide + 1) - wide
     references = ("OH L.wav", "OH R.wav", "Room L.wav", "Room R.wav")
