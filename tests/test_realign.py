@@ -324,3 +324,29 @@ def test_align_analyses_the_kit_only_unless_a_whole_report_is_asked(tmp_path: Pa
     assert [p.track for p in whole.before.parts.parts] == [p.track for p in whole.after.parts.parts] == ["Bass DI.flac"]
     assert kit_only.plan == whole.plan
     assert kit_only.after.kit.findings == whole.after.kit.findings
+
+
+@pytest.mark.parametrize("follow", ["close", "played"])
+def test_the_rescan_measures_again_only_the_stems_align_wrote(
+    tmp_path: Path, follow: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the stems align copies byte for byte keep their QC figures and close-mic hits from the scan before;
+    # the rescan's report is the one a fresh scan of the output gives
+    from sessionfix import onsets, qc
+    from sessionfix.report.json_report import scan_to_dict
+
+    session = _partial_session(tmp_path)
+    measured: list[str] = []
+    detected: list[str] = []
+    measure_track, close_mic_hits = qc.measure_track, onsets._close_mic_hits
+    monkeypatch.setattr(qc, "measure_track", lambda t, **k: measured.append(t.name) or measure_track(t, **k))
+    monkeypatch.setattr(onsets, "_close_mic_hits", lambda task: detected.append(task[0].name) or close_mic_hits(task))
+    result = align(session, tmp_path / "fixed", follow=follow)
+    moved = {"close": ["OH L.wav", "OH R.wav"], "played": ["Snare Top.wav"]}[follow]
+    assert set(result.rendered) == set(moved)
+    names = ["Bass DI.wav", "OH L.wav", "OH R.wav", "Snare Top.wav"]
+    assert measured == names + moved  # the scan before measures every stem, the rescan the written ones
+    assert detected == ["Snare Top.wav"] + [n for n in moved if n == "Snare Top.wav"]
+    assert result.after is not None
+    fresh = scan(tmp_path / "fixed", parts=False)
+    assert scan_to_dict(result.after) == scan_to_dict(fresh)

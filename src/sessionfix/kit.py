@@ -124,6 +124,7 @@ class KitAnalysis:
     moved_hits: int  # distinct hits moved on the edited side (one per hit of the group)
     tempo: Tempo | None
     findings: tuple[Finding, ...]
+    found: dict[str, Hits] = field(default_factory=dict)  # per close mic, its hits as detected on it alone
 
     def pair_of(self, close: str) -> PairAnalysis:
         """A pair of the close mic `close`: every one carries the mic's hits, moves and repeats."""

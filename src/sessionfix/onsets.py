@@ -636,13 +636,18 @@ def find_close_mic_hits(
     params: OnsetParams,
     progress: Progress = quiet,
     jobs: int = 1,
+    known: dict[str, Hits] | None = None,
 ) -> dict[str, Hits]:
     """Every close mic's hits as detected on it alone, `jobs` mics at a time (same results); positions are
-    samples on the session timeline. `attribute_bleed` then gives each drum's hits to its own mic."""
+    samples on the session timeline. `attribute_bleed` then gives each drum's hits to its own mic. Mics
+    in `known` keep the hits given there (found on a byte-identical stem at the same place)."""
     sr = session.sr or 0
-    tasks = [(session.track(name), roles[name], sr, params) for name in layout.close]
+    known = known or {}
+    unknown = [name for name in layout.close if name not in known]
+    tasks = [(session.track(name), roles[name], sr, params) for name in unknown]
     found = map_ordered(_close_mic_hits, tasks, jobs=jobs, progress=progress, stage="Finding drum hits")
-    return dict(zip(layout.close, found, strict=True))
+    fresh = dict(zip(unknown, found, strict=True))
+    return {name: known[name] if name in known else fresh[name] for name in layout.close}
 
 
 def at_played(hits: Hits, moves: np.ndarray) -> tuple[Hits, np.ndarray]:

@@ -25,6 +25,7 @@ from .grid import Tempo
 from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
 from .lags import measure_kit
 from .onsets import (
+    Hits,
     at_played,
     attribute_bleed,
     bleed_where_played,
@@ -88,13 +89,39 @@ def _sort_key(f: Finding) -> tuple:
     return (f.track or "", f.start_s if f.start_s is not None else -1.0, -SEVERITY_RANK[f.severity], f.kind)
 
 
-def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1, parts: bool = True) -> Scan:
+@dataclass(frozen=True)
+class Earlier:
+    """A scan made before, and the stems copied byte for byte from its session since (names): a rescan
+    takes their per-track measurements (QC, close-mic hits) as they were, where such a stem sits at the
+    same place on the timeline with the same role. The report is the same as without."""
+
+    scan: Scan
+    copied: frozenset[str]
+
+    def same(self, session: Session, roles: dict[str, Role]) -> set[str]:
+        """The names of `session`'s tracks whose measurements carry over."""
+        before = {t.name: t for t in self.scan.session.tracks}
+        return {
+            t.name
+            for t in session.tracks
+            if t.name in self.copied
+            and t.name in before
+            and replace(before[t.name], path=t.path) == t
+            and self.scan.roles.get(t.name) == roles.get(t.name)
+        }
+
+
+def scan(
+    path: Path | str, *, progress: Progress = quiet, jobs: int = 1, parts: bool = True, earlier: Earlier | None = None
+) -> Scan:
     """Load a session folder and run every analysis stage over it.
 
     progress : told (stage, steps done, steps in all) as the long stages go.
     jobs : tracks analysed at once, each in its own process (the results are the same for any value).
     parts : analyse the pitched parts (tuning, timing); without, the scan has no parts and no findings of
         theirs (what `align` needs is the kit).
+    earlier : a scan of the session this one was delivered from (`align`, `repair`): stems copied from it
+        unchanged are not measured again.
     """
     folder = Path(path)
     config = load_config(folder) if folder.is_dir() else Config()
@@ -115,7 +142,9 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1, parts: 
                 )
     roles = assign_roles([t.name for t in session.tracks], overrides=config.roles)
     layout = kit_layout(roles, pairs=config.pairs)
-    qc = check_session(session, layout=layout, params=config.qc, progress=progress, jobs=jobs)
+    same = earlier.same(session, roles) if earlier is not None else set()
+    known_stats = {n: earlier.scan.qc.stats[n] for n in same if earlier and n in earlier.scan.qc.stats}
+    qc = check_session(session, layout=layout, params=config.qc, progress=progress, jobs=jobs, known=known_stats)
     usable = usable_tracks(session, qc)
     guesses = _roles_by_audio(session, roles, usable=usable, named=set(config.roles), progress=progress)
     confident = {n: role for n, (role, p) in guesses.items() if p >= MIN_CONFIDENCE}
@@ -134,8 +163,22 @@ def scan(path: Path | str, *, progress: Progress = quiet, jobs: int = 1, parts: 
         """The parts need only the grid: the workers track their pitch while the kit's lags are measured."""
         started.append(Started(_pitched_part, [(t, roles[t.name], tempo, parts_params) for t in pitched], jobs=jobs))
 
+    # close-mic hits carry over where the roles the scan settled on are the earlier scan's too
+    known_hits = {
+        n: earlier.scan.kit.found[n]
+        for n in same
+        if earlier and n in earlier.scan.kit.found and earlier.scan.roles.get(n) == roles.get(n)
+    }
     kit = analyse_kit_stage(
-        session, layout.only(usable), roles, KitParams(), progress, usable=usable, jobs=jobs, on_tempo=start_parts
+        session,
+        layout.only(usable),
+        roles,
+        KitParams(),
+        progress,
+        usable=usable,
+        jobs=jobs,
+        on_tempo=start_parts,
+        known_hits=known_hits,
     )
     part_list = started[0].results(progress=progress, stage="Tracking pitch")
     analysed = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
@@ -181,12 +224,16 @@ def analyse_kit_stage(
     usable: set[str] | None = None,
     jobs: int = 1,
     on_tempo: Callable[[Tempo | None], None] | None = None,
+    known_hits: dict[str, Hits] | None = None,
 ) -> KitAnalysis:
     """Hits on the close mics, the tempo grid, per-hit lags against every reference, then the verdicts.
     `usable`: the tracks a one-mic kit may be read from (default: all). `on_tempo` is told the grid as
-    soon as it is known, before the lags are measured."""
+    soon as it is known, before the lags are measured. `known_hits`: close mics' hits as found before, on
+    byte-identical stems at the same place (not detected again)."""
     sr = session.sr or 0
-    found = find_close_mic_hits(session, layout=layout, roles=roles, params=params.onsets, progress=progress, jobs=jobs)
+    found = find_close_mic_hits(
+        session, layout=layout, roles=roles, params=params.onsets, progress=progress, jobs=jobs, known=known_hits
+    )
     drum_of = {name: drum_key(name, roles[name]) for name in found}
     hits = attribute_bleed(found, drum_of, sr=sr)
     tempo = kit_tempo(hits, roles, sr=sr, end_s=session.duration_s)
@@ -206,7 +253,7 @@ def analyse_kit_stage(
         layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
     )
     if not kit.edited:
-        return kit
+        return replace(kit, found=found)
     # an edited mic's hits may be another edited drum's bleed, which the other mics heard where that drum
     # was played: the hits are attributed once more there (each mic's as found, the edited mics' own less
     # their moves), and the edited mics whose hits change are measured again (the others keep theirs: an
@@ -220,7 +267,7 @@ def analyse_kit_stage(
     again = {**again, **unedited}
     changed = [n for n in hits if not np.array_equal(again[n].positions, hits[n].positions)]
     if not changed:
-        return kit
+        return replace(kit, found=found)
     hits = {**hits, **{name: again[name] for name in changed}}
     relayout = KitLayout(  # every close mic stays a neighbour that may confirm a hit (lags.measure_kit)
         close=layout.close,
@@ -232,9 +279,10 @@ def analyse_kit_stage(
     agreed = {name: v for name, v in agreed.items() if name not in changed}
     new_lags, new_agreed = measure_kit(session, layout=relayout, roles=roles, hits=hits, params=params.lags, jobs=jobs)
     lags, agreed = {**lags, **new_lags}, {**agreed, **new_agreed}
-    return analyse_kit(
+    kit = analyse_kit(
         layout=layout, roles=roles, hits=hits, lags=lags, agreed=agreed, tempo=tempo, sr=sr, params=params
     )
+    return replace(kit, found=found)
 
 
 def _roles_by_audio(
@@ -423,7 +471,7 @@ def align(
 
     project = {RPP_NAME: rpp_project(before.session, plan)}  # the same edits as items, on the original files
     rendered, copied = _deliver(folder, out, tracks, realigned, report, force=force, progress=progress, beside=project)
-    after = scan(out, progress=progress, jobs=jobs, parts=parts)
+    after = scan(out, progress=progress, jobs=jobs, parts=parts, earlier=Earlier(before, frozenset(copied)))
     usable = usable_tracks(before.session, before.qc) | {CONFIG_NAME}
     unreadable = tuple(n for n in copied if n not in usable and n in _session_audio(before))
     return Aligned(
@@ -519,7 +567,7 @@ def repair(
 
     rendered, copied = _deliver(folder, out, tracks, repaired, report, force=force, progress=progress)
     slid = any(op.kind == "track_offset" for stem in plan.stems for op in stem.operations)
-    after = scan(out, progress=progress, jobs=jobs, parts=parts or slid)
+    after = scan(out, progress=progress, jobs=jobs, parts=parts or slid, earlier=Earlier(before, frozenset(copied)))
     return Repaired(before=before, plan=plan, after=after, out=out, rendered=tuple(rendered), copied=tuple(copied))
 
 

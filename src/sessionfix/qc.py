@@ -531,16 +531,27 @@ def _odd_one_out(session: Session, a: str, b: str, hits: np.ndarray, layout: Kit
 
 
 def check_session(
-    session: Session, *, layout: KitLayout, params: QcParams, progress: Progress = quiet, jobs: int = 1
+    session: Session,
+    *,
+    layout: KitLayout,
+    params: QcParams,
+    progress: Progress = quiet,
+    jobs: int = 1,
+    known: dict[str, TrackStats] | None = None,
 ) -> QcResult:
     """All technical checks of item `qc`: format, level, clipping, DC, silence, duplicates, polarity.
-    The tracks are measured `jobs` at a time (same results)."""
+    The tracks are measured `jobs` at a time (same results); those in `known` (by name) are taken as
+    measured there (a stem copied byte for byte from a session scanned before)."""
     stats: dict[str, TrackStats] = {}
     findings: list[Finding] = list(_format_findings(session, params))
     sr = session.sr or 48000
-    measured = map_outcomes(
-        partial(measure_track, params=params), session.tracks, jobs=jobs, progress=progress, stage="Checking tracks"
+    known = known or {}
+    unknown = [t for t in session.tracks if t.name not in known]
+    fresh = map_outcomes(
+        partial(measure_track, params=params), unknown, jobs=jobs, progress=progress, stage="Checking tracks"
     )
+    by_name: dict[str, TrackStats | Exception] = {**known, **{t.name: r for t, r in zip(unknown, fresh, strict=True)}}
+    measured = [by_name[t.name] for t in session.tracks]
     for track, result in zip(session.tracks, measured, strict=True):
         if isinstance(result, (RuntimeError, OSError)):
             findings.append(
