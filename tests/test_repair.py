@@ -183,6 +183,44 @@ def test_bext_time_reference_is_rewritten_in_place() -> None:
     assert len(out) == 602 and struct.unpack_from("<Q", out, BEXT_TIME_REFERENCE)[0] == 123456789012
 
 
+def test_a_written_stem_carries_the_source_s_metadata_chunks_in_order(tmp_path: Path) -> None:
+    # a BWF stem with an odd-sized marker-like chunk and an iXML after its audio: the new stem has the new
+    # audio, every metadata chunk of the source with its bytes (the bext retimed when asked), before its
+    # data, and a RIFF size that adds up
+    from sessionfix.session import Track
+    from sessionfix.writer import BEXT_TIME_REFERENCE, write_stem
+
+    source = tmp_path / "in" / "Keys.wav"
+    source.parent.mkdir()
+    _bwf(source, 0.1 * np.ones((480, 2)), SR, 7 * SR)
+    ixml = b"<BWFXML><PROJECT>x</PROJECT></BWFXML>"  # 37 bytes: padded to even
+    tail = b"iXML" + struct.pack("<I", len(ixml)) + ixml + b"\0" + b"mark" + struct.pack("<I", 3) + b"abc\0"
+    data = source.read_bytes() + tail
+    source.write_bytes(data[:4] + struct.pack("<I", len(data) - 8) + data[8:])
+    track = Track(source, "Keys.wav", SR, 2, 480, "PCM_24", "WAV", 7 * SR)
+    new_audio = np.linspace(-0.5, 0.5, 960).reshape(480, 2)
+    write_stem(track, new_audio, tmp_path / "out.wav", time_reference=123)
+
+    def chunks(blob: bytes) -> list[tuple[bytes, bytes]]:
+        out, pos = [], 12
+        while pos + 8 <= len(blob):
+            cid, size = struct.unpack_from("<4sI", blob, pos)
+            out.append((cid, blob[pos + 8 : pos + 8 + size]))
+            pos += 8 + size + (size & 1)
+        return out
+
+    written = (tmp_path / "out.wav").read_bytes()
+    assert struct.unpack_from("<I", written, 4)[0] == len(written) - 8
+    ids = [cid for cid, _ in chunks(written)]
+    assert ids.index(b"bext") < ids.index(b"data") and ids.index(b"iXML") < ids.index(b"data") and b"mark" in ids
+    got, want = dict(chunks(written)), dict(chunks(source.read_bytes()))
+    assert got[b"iXML"] == ixml and got[b"mark"] == b"abc"
+    assert struct.unpack_from("<Q", got[b"bext"], BEXT_TIME_REFERENCE)[0] == 123
+    assert got[b"bext"][:BEXT_TIME_REFERENCE] == want[b"bext"][:BEXT_TIME_REFERENCE]
+    audio, sr = sf.read(tmp_path / "out.wav", always_2d=True)
+    assert sr == SR and np.max(np.abs(audio - new_audio)) < 1e-6
+
+
 def test_the_realignment_is_align_s_own(tmp_path: Path) -> None:
     from conftest import FIXTURES
     from sessionfix.pipeline import align

@@ -6,6 +6,7 @@ source into the re-rendered file, so a DAW places the new stem where the old one
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import shutil
@@ -95,35 +96,58 @@ def staged_folder(out: Path, *, force: bool) -> Iterator[Path]:
         raise
 
 
-def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes]] | None:
-    """(id, payload) of each chunk of a plain RIFF/WAVE file; None for anything else."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+def _riff_chunks(data: bytes | memoryview) -> list[tuple[bytes, memoryview]] | None:
+    """(id, payload) of each chunk of a plain RIFF/WAVE file held in memory (payloads are views, not
+    copies); None for anything else."""
+    view = memoryview(data)
+    if bytes(view[:4]) != b"RIFF" or bytes(view[8:12]) != b"WAVE":
         return None
     chunks, pos = [], 12
-    while pos + 8 <= len(data):
-        cid, size = struct.unpack("<4sI", data[pos : pos + 8])
-        chunks.append((cid, data[pos + 8 : pos + 8 + size]))
+    while pos + 8 <= len(view):
+        cid, size = struct.unpack("<4sI", view[pos : pos + 8])
+        chunks.append((cid, view[pos + 8 : pos + 8 + size]))
         pos += 8 + size + (size & 1)
     return chunks
+
+
+def _metadata_chunks(path: Path) -> list[tuple[bytes, bytes]] | None:
+    """(id, payload) of the chunks of a plain RIFF/WAVE file on disk that are not its audio (the data
+    chunk is skipped, never read); None for anything else."""
+    with open(os.fsencode(path), "rb") as fh:
+        head = fh.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        chunks = []
+        while len(header := fh.read(8)) == 8:
+            cid, size = struct.unpack("<4sI", header)
+            if cid in _AUDIO_CHUNKS:
+                fh.seek(size + (size & 1), os.SEEK_CUR)
+            else:
+                chunks.append((cid, fh.read(size)))
+                fh.seek(size & 1, os.SEEK_CUR)
+        return chunks
 
 
 BEXT_TIME_REFERENCE = 338  # bytes into a bext chunk: Description 256, Originator 32, its reference 32, date, time
 
 
-def _with_metadata(new: bytes, source: bytes, time_reference: int | None = None) -> bytes:
-    """The new WAV's audio with the source's metadata chunks, placed before its data chunk; with
-    `time_reference` (samples since midnight), the BWF time reference set to it."""
-    new_chunks, old_chunks = _riff_chunks(new), _riff_chunks(source)
-    if new_chunks is None or old_chunks is None:
-        return new
-    carried = [(cid, payload) for cid, payload in old_chunks if cid not in _AUDIO_CHUNKS]
+def _with_metadata(
+    new: bytes | memoryview, carried: list[tuple[bytes, bytes]] | None, time_reference: int | None = None
+) -> list[bytes | memoryview]:
+    """The new WAV (in memory) as the pieces to write: its audio with the source's metadata chunks
+    (`carried`, from `_metadata_chunks`) placed before its data chunk; with `time_reference` (samples
+    since midnight), the BWF time reference set to it."""
+    new_chunks = _riff_chunks(new)
+    if new_chunks is None or not carried:
+        return [new]
     if time_reference is not None:
         carried = [(cid, _retimed(payload, time_reference) if cid == b"bext" else payload) for cid, payload in carried]
-    if not carried:
-        return new
     ordered = [c for c in new_chunks if c[0] == b"fmt "] + carried + [c for c in new_chunks if c[0] != b"fmt "]
-    body = b"".join(cid + struct.pack("<I", len(p)) + p + (b"\0" if len(p) & 1 else b"") for cid, p in ordered)
-    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+    pieces: list[bytes | memoryview] = []
+    for cid, payload in ordered:
+        pieces += [cid + struct.pack("<I", len(payload)), payload] + ([b"\0"] if len(payload) & 1 else [])
+    size = 4 + sum(len(p) for p in pieces)
+    return [b"RIFF" + struct.pack("<I", size) + b"WAVE", *pieces]
 
 
 def _retimed(bext: bytes, time_reference: int) -> bytes:
@@ -138,11 +162,19 @@ def write_stem(
     track: Track, audio: np.ndarray, path: Path, *, sr: int | None = None, time_reference: int | None = None
 ) -> None:
     """Write `audio` (frames, channels) to `path` in the track's format and with its WAV metadata; at
-    `sr` (default the track's rate), with the BWF time reference set to `time_reference` if given."""
+    `sr` (default the track's rate), with the BWF time reference set to `time_reference` if given. A WAV
+    is built in memory with its metadata and written once (the source's audio is not read again)."""
+    rate = sr or track.sr
     try:
-        sf.write(os.fsencode(path), audio, sr or track.sr, subtype=track.subtype, format=track.container)
-        if track.container == "WAV":
-            path.write_bytes(_with_metadata(path.read_bytes(), track.path.read_bytes(), time_reference))
+        if track.container != "WAV":
+            sf.write(os.fsencode(path), audio, rate, subtype=track.subtype, format=track.container)
+            return
+        buffer = io.BytesIO()
+        sf.write(buffer, audio, rate, subtype=track.subtype, format="WAV")
+        pieces = _with_metadata(buffer.getbuffer(), _metadata_chunks(track.path), time_reference)
+        with open(os.fsencode(path), "wb") as fh:
+            for piece in pieces:
+                fh.write(piece)
     except (OSError, sf.LibsndfileError) as exc:
         raise OutputError(f"cannot write {path} ({exc}); free some space or choose a writable folder") from exc
 
