@@ -266,6 +266,14 @@ def _match(
     return np.concatenate(out) if out else np.zeros((0, len(columns)), np.float32)
 
 
+def _best_shifts(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each hit's best shift (samples, sub-sample, -S..S) in a match at every shift -S..S, and the match
+    there (0..1)."""
+    peaks = np.argmax(scores, axis=1)
+    confidence = np.clip(scores[np.arange(len(scores)), peaks], 0.0, 1.0)
+    return refine_peaks(scores, peaks) - (scores.shape[1] - 1) // 2, confidence
+
+
 def track_pair(
     close: np.ndarray,
     reference: np.ndarray,
@@ -361,9 +369,7 @@ def track_pair(
     rest = np.setdiff1d(np.arange(n_hits), learn)
     learnt_scores, scores = scores, np.empty((n_hits, len(columns)), np.float32)
     scores[learn], scores[rest] = learnt_scores, _match(close[rest], reference[rest], template, band, columns)
-    peaks = np.argmax(scores, axis=1)
-    confidence = np.clip(scores[np.arange(n_hits), peaks], 0.0, 1.0)
-    shifts = refine_peaks(scores, peaks) - max_shift  # in the last template's frame, as `scores` are
+    shifts, confidence = _best_shifts(scores)  # in the last template's frame, as `scores` are
     direct = _direct_lag(close_onsets, reference, shifts, confidence >= min_confidence, sr=sr, setting=setting)
     measured = confidence >= min_confidence
     return PairLags(
@@ -619,10 +625,7 @@ def _near_the_edge(agreed: Consensus, max_shift: int, *, min_confidence: float) 
 
 def _pair_from_scores(scores: np.ndarray, direct_lag: float, *, min_confidence: float) -> PairLags:
     """A pair's readings from its match at every shift -S..S (`rematch`)."""
-    s = (scores.shape[1] - 1) // 2
-    peaks = np.argmax(scores, axis=1)
-    confidence = np.clip(scores[np.arange(len(scores)), peaks], 0.0, 1.0)
-    shifts = refine_peaks(scores, peaks) - s
+    shifts, confidence = _best_shifts(scores)
     return PairLags(np.where(confidence >= min_confidence, shifts, np.nan), confidence, direct_lag, scores)
 
 
