@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -96,35 +97,41 @@ def staged_folder(out: Path, *, force: bool) -> Iterator[Path]:
         raise
 
 
-def _riff_chunks(data: bytes | memoryview) -> list[tuple[bytes, memoryview]] | None:
-    """(id, payload) of each chunk of a plain RIFF/WAVE file held in memory (payloads are views, not
-    copies); None for anything else."""
-    view = memoryview(data)
-    if bytes(view[:4]) != b"RIFF" or bytes(view[8:12]) != b"WAVE":
+def _chunk_table(fh: BinaryIO) -> list[tuple[bytes, int, int]] | None:
+    """(id, payload offset, payload size) of each chunk of a plain RIFF/WAVE file, read from its headers
+    alone (the payloads are skipped); None for anything else."""
+    head = fh.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
-    chunks, pos = [], 12
-    while pos + 8 <= len(view):
-        cid, size = struct.unpack("<4sI", view[pos : pos + 8])
-        chunks.append((cid, view[pos + 8 : pos + 8 + size]))
-        pos += 8 + size + (size & 1)
-    return chunks
+    table = []
+    while len(header := fh.read(8)) == 8:
+        cid, size = struct.unpack("<4sI", header)
+        table.append((cid, fh.tell(), size))
+        fh.seek(size + (size & 1), os.SEEK_CUR)
+    return table
+
+
+def _riff_chunks(buffer: io.BytesIO) -> list[tuple[bytes, memoryview]] | None:
+    """(id, payload) of each chunk of a plain RIFF/WAVE file held in memory (payloads are views of the
+    buffer, not copies); None for anything else."""
+    buffer.seek(0)
+    table = _chunk_table(buffer)
+    view = buffer.getbuffer()
+    return None if table is None else [(cid, view[at : at + size]) for cid, at, size in table]
 
 
 def _metadata_chunks(path: Path) -> list[tuple[bytes, bytes]] | None:
     """(id, payload) of the chunks of a plain RIFF/WAVE file on disk that are not its audio (the data
     chunk is skipped, never read); None for anything else."""
     with open(os.fsencode(path), "rb") as fh:
-        head = fh.read(12)
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        table = _chunk_table(fh)
+        if table is None:
             return None
         chunks = []
-        while len(header := fh.read(8)) == 8:
-            cid, size = struct.unpack("<4sI", header)
-            if cid in _AUDIO_CHUNKS:
-                fh.seek(size + (size & 1), os.SEEK_CUR)
-            else:
+        for cid, at, size in table:
+            if cid not in _AUDIO_CHUNKS:
+                fh.seek(at)
                 chunks.append((cid, fh.read(size)))
-                fh.seek(size & 1, os.SEEK_CUR)
         return chunks
 
 
@@ -132,14 +139,14 @@ BEXT_TIME_REFERENCE = 338  # bytes into a bext chunk: Description 256, Originato
 
 
 def _with_metadata(
-    new: bytes | memoryview, carried: list[tuple[bytes, bytes]] | None, time_reference: int | None = None
+    new: io.BytesIO, carried: list[tuple[bytes, bytes]] | None, time_reference: int | None = None
 ) -> list[bytes | memoryview]:
     """The new WAV (in memory) as the pieces to write: its audio with the source's metadata chunks
     (`carried`, from `_metadata_chunks`) placed before its data chunk; with `time_reference` (samples
     since midnight), the BWF time reference set to it."""
     new_chunks = _riff_chunks(new)
     if new_chunks is None or not carried:
-        return [new]
+        return [new.getbuffer()]
     if time_reference is not None:
         carried = [(cid, _retimed(payload, time_reference) if cid == b"bext" else payload) for cid, payload in carried]
     ordered = [c for c in new_chunks if c[0] == b"fmt "] + carried + [c for c in new_chunks if c[0] != b"fmt "]
@@ -171,7 +178,7 @@ def write_stem(
             return
         buffer = io.BytesIO()
         sf.write(buffer, audio, rate, subtype=track.subtype, format="WAV")
-        pieces = _with_metadata(buffer.getbuffer(), _metadata_chunks(track.path), time_reference)
+        pieces = _with_metadata(buffer, _metadata_chunks(track.path), time_reference)
         with open(os.fsencode(path), "wb") as fh:
             for piece in pieces:
                 fh.write(piece)
