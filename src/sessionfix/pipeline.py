@@ -37,7 +37,7 @@ from .onsets import (
 from .parallel import Started
 from .parts import PartAnalysis, PartsAnalysis, PartsParams, analyse_part, combine_parts, yin
 from .progress import Progress, quiet
-from .qc import QcResult, check_session
+from .qc import QcResult, TrackStats, check_session
 from .realign import EditPlan, Follow, RealignParams, plan_edits, render
 from .repair import RepairPlan, apply_repair, plan_repairs
 from .rolemodel import (
@@ -92,22 +92,34 @@ def _sort_key(f: Finding) -> tuple:
 @dataclass(frozen=True)
 class Earlier:
     """A scan made before, and the stems copied byte for byte from its session since (names): a rescan
-    takes their per-track measurements (QC, close-mic hits) as they were, where such a stem sits at the
-    same place on the timeline with the same role. The report is the same as without."""
+    takes their per-track measurements as they were, where such a stem sits at the same place on the
+    timeline. The report is the same as without."""
 
     scan: Scan
     copied: frozenset[str]
 
-    def same(self, session: Session, roles: dict[str, Role]) -> set[str]:
-        """The names of `session`'s tracks whose measurements carry over."""
+    def unchanged(self, session: Session) -> set[str]:
+        """The names of `session`'s tracks copied from the earlier session, at the same place on the timeline."""
         before = {t.name: t for t in self.scan.session.tracks}
         return {
             t.name
             for t in session.tracks
-            if t.name in self.copied
-            and t.name in before
-            and replace(before[t.name], path=t.path) == t
-            and self.scan.roles.get(t.name) == roles.get(t.name)
+            if t.name in self.copied and t.name in before and replace(before[t.name], path=t.path) == t
+        }
+
+    def stats(self, session: Session) -> dict[str, TrackStats]:
+        """The QC figures of the unchanged tracks (they depend on the file alone)."""
+        unchanged = self.unchanged(session)
+        return {n: stats for n, stats in self.scan.qc.stats.items() if n in unchanged}
+
+    def found(self, session: Session, roles: dict[str, Role]) -> dict[str, Hits]:
+        """The close-mic hits of the unchanged tracks that keep the earlier scan's role (the instrument
+        their hits are detected as)."""
+        unchanged = self.unchanged(session)
+        return {
+            n: hits
+            for n, hits in self.scan.kit.found.items()
+            if n in unchanged and self.scan.roles.get(n) == roles.get(n)
         }
 
 
@@ -142,8 +154,7 @@ def scan(
                 )
     roles = assign_roles([t.name for t in session.tracks], overrides=config.roles)
     layout = kit_layout(roles, pairs=config.pairs)
-    same = earlier.same(session, roles) if earlier is not None else set()
-    known_stats = {n: earlier.scan.qc.stats[n] for n in same if earlier and n in earlier.scan.qc.stats}
+    known_stats = earlier.stats(session) if earlier is not None else None
     qc = check_session(session, layout=layout, params=config.qc, progress=progress, jobs=jobs, known=known_stats)
     usable = usable_tracks(session, qc)
     guesses = _roles_by_audio(session, roles, usable=usable, named=set(config.roles), progress=progress)
@@ -163,12 +174,7 @@ def scan(
         """The parts need only the grid: the workers track their pitch while the kit's lags are measured."""
         started.append(Started(_pitched_part, [(t, roles[t.name], tempo, parts_params) for t in pitched], jobs=jobs))
 
-    # close-mic hits carry over where the roles the scan settled on are the earlier scan's too
-    known_hits = {
-        n: earlier.scan.kit.found[n]
-        for n in same
-        if earlier and n in earlier.scan.kit.found and earlier.scan.roles.get(n) == roles.get(n)
-    }
+    known_hits = earlier.found(session, roles) if earlier is not None else None
     kit = analyse_kit_stage(
         session,
         layout.only(usable),
