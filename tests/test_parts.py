@@ -189,6 +189,47 @@ def test_a_track_late_for_the_whole_song_is_one_finding_to_the_ms(role: str, lat
         assert f"slide the track {abs(late_ms):.0f} ms {'earlier' if late_ms > 0 else 'later'}" in offset.message
 
 
+@pytest.mark.parametrize("late_ms", [0.0, 25.0, -15.0])
+@pytest.mark.parametrize(("step_s", "beat_position_ms"), [(0.5, 250.0), (0.5, 125.0), (0.25, 125.0)])
+def test_a_part_played_on_offbeats_is_on_the_grid_not_half_a_beat_late(
+    step_s: float, beat_position_ms: float, late_ms: float
+) -> None:
+    # one note per beat on every "and" (250 ms after the beat at 120 bpm) or every "e" (125 ms), or one
+    # per eighth starting on an "e": the part plays on the finer grid's lines, and only a latency on top
+    # of that is an offset (a repair once slid an offbeat bass by an eighth note)
+    midis = [45, 48, 50, 52] * (16 if step_s == 0.5 else 32)
+    part = analyse_part(
+        _line(midis, [0.0] * len(midis), late_ms=[beat_position_ms + late_ms] * len(midis), step_s=step_s),
+        sr=SR,
+        track="Bass DI.wav",
+        a4_hz=440.0,
+        tempo=TEMPO,
+        params=PartsParams(),
+        role="bass",
+    )
+    assert part.placement_ms == pytest.approx(late_ms, abs=1.0)
+    offsets = [f for f in combine_parts([part], tempo=TEMPO, params=PartsParams()).findings if f.kind == "track_offset"]
+    assert [f.value for f in offsets] == ([] if abs(late_ms) < 10 else [pytest.approx(late_ms, abs=1.0)])
+
+
+def test_a_quarter_note_part_late_by_half_a_sixteenth_is_read_late_on_the_quarters() -> None:
+    # at 168 bpm a sixteenth is 89 ms: a bass on every beat 45 ms late sits as near the next sixteenth,
+    # 44 ms ahead of it; it plays quarters, so it is 45 ms late (not 44 early)
+    beat_s = 60.0 / 168.0
+    midis = [45, 48, 50, 52] * 16
+    tempo = Tempo.straight(bpm=168.0, first_beat_s=0.5, meter=4, end_s=0.5 + len(midis) * beat_s + 1.0)
+    part = analyse_part(
+        _line(midis, [0.0] * len(midis), late_ms=[45.0] * len(midis), step_s=beat_s),
+        sr=SR,
+        track="Bass DI.wav",
+        a4_hz=440.0,
+        tempo=tempo,
+        params=PartsParams(),
+        role="bass",
+    )
+    assert part.placement_ms == pytest.approx(45.0, abs=1.0)
+
+
 def test_a_sub_harmonic_below_the_instrument_is_not_a_note() -> None:
     # a guitar's lowest string is E2 (MIDI 40): a B1 read on a guitar track is a chord's sub-harmonic
     midis = [52, 55, 35, 57] * 4
