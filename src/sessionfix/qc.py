@@ -438,8 +438,9 @@ def polarity_votes(
         energy_x = float(x @ x)
         if energy_x <= 0:
             continue
-        windows = np.lib.stride_tricks.sliding_window_view(y, len(x))
-        corr = windows @ x / np.sqrt(energy_x * np.maximum((windows**2).sum(axis=1), 1e-20))
+        running = np.concatenate(([0.0], np.cumsum(y**2)))  # each window's energy from one running sum
+        energy_y = running[len(x) :] - running[: -len(x)]
+        corr = np.correlate(y, x, mode="valid") / np.sqrt(energy_x * np.maximum(energy_y, 1e-20))
         k = int(np.argmax(np.abs(corr)))
         if abs(corr[k]) >= min_correlation:
             votes[i] = np.sign(corr[k]) if abs(k - search) <= max_lag else np.nan
