@@ -243,24 +243,59 @@ def _beats(times_s: np.ndarray, index: np.ndarray, on: np.ndarray, *, first: int
     """Beat times for sixteenth indices first..last in steps of a beat: a robust local quadratic fit around
     each beat (Gaussian weights of FIT_SIGMA_BEATS beats; hits far off the fit are down-weighted)."""
     ks, ts = index[on].astype(float), times_s[on]
+    order = np.argsort(ks, kind="stable")
+    ks, ts = ks[order], ts[order]
     sigma = FIT_SIGMA_BEATS * STEPS_PER_BEAT
     targets = np.arange(first, last + 1, STEPS_PER_BEAT, dtype=float)
-    out = np.empty(len(targets))
+    lo = np.searchsorted(ks, targets - 3 * sigma, side="left")
+    hi = np.searchsorted(ks, targets + 3 * sigma, side="right")
+    # each beat's hits as a row of indices into ks (padded with -1): those within 3 sigma, or at the
+    # edges of the song, where fewer than three are, the nearest (the nearest fit carries on)
+    rows = np.full((len(targets), max(int((hi - lo).max(initial=0)), min(len(ks), 3 * STEPS_PER_BEAT), 1)), -1)
     for j, target in enumerate(targets):
-        near = np.abs(ks - target) <= 3 * sigma
-        if near.sum() < 3:  # the edges of the song: the nearest fit carries on
+        if hi[j] - lo[j] >= 3:
+            rows[j, : hi[j] - lo[j]] = np.arange(lo[j], hi[j])
+        else:
             near = np.argsort(np.abs(ks - target))[: max(8, min(len(ks), 3 * STEPS_PER_BEAT))]
-            near = np.isin(np.arange(len(ks)), near)
-        k, t = ks[near], ts[near]
-        w = np.exp(-0.5 * ((k - target) / sigma) ** 2)
-        x = (k - target) / sigma
-        for _ in range(3):  # reweight: flams and pushes off the fit count less
-            design = np.vstack([np.ones_like(x), x, x**2]).T  # a tempo that drifts bends the line
-            (intercept, slope, bend), *_ = np.linalg.lstsq(design * np.sqrt(w)[:, None], t * np.sqrt(w), rcond=None)
-            residual = t - (intercept + slope * x + bend * x**2)
-            scale = max(float(np.median(np.abs(residual))) * 1.4826, 1e-4)
-            w = np.exp(-0.5 * ((k - target) / sigma) ** 2) / (1 + (residual / (3 * scale)) ** 2)
-        out[j] = intercept
+            rows[j, : len(near)] = near
+    return _robust_quadratic_at(ks, ts, rows, targets, sigma)
+
+
+def _robust_quadratic_at(
+    ks: np.ndarray, ts: np.ndarray, rows: np.ndarray, targets: np.ndarray, sigma: float
+) -> np.ndarray:
+    """Per row of indices into (ks, ts) (-1: none), the value at its target of a weighted quadratic fit of
+    time against index: Gaussian weights of `sigma` around the target, reweighted three times so that hits
+    far off the fit (flams, pushes) count less. All rows at once (weighted normal equations)."""
+    valid = rows >= 0
+    k, t = ks[np.maximum(rows, 0)], ts[np.maximum(rows, 0)]
+    origin = t[:, 0]  # times from the row's first hit: the fit's sums stay small
+    y = np.where(valid, t - origin[:, None], 0.0)
+    x = np.where(valid, (k - targets[:, None]) / sigma, 0.0)
+    prior = np.where(valid, np.exp(-0.5 * x**2), 0.0)
+    weights = prior
+    powers = np.stack([x**p for p in range(5)])  # x^0 .. x^4
+    for _ in range(3):
+        moments = (powers * weights).sum(axis=2)  # (5, rows)
+        normal = np.stack([moments[i : i + 3] for i in range(3)]).transpose(2, 0, 1)  # (rows, 3, 3)
+        right = (powers[:3] * weights * y).sum(axis=2).T  # (rows, 3)
+        fit = _solve_rows(normal, right)
+        residual = y - (fit[:, :1] + fit[:, 1:2] * x + fit[:, 2:3] * x**2)
+        spread = np.nanmedian(np.where(valid, np.abs(residual), np.nan), axis=1)
+        scale = np.maximum(spread * 1.4826, 1e-4)
+        weights = prior / (1 + (residual / (3 * scale[:, None])) ** 2)
+    return origin + fit[:, 0]
+
+
+def _solve_rows(normal: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Least-squares solutions of a stack of 3x3 normal equations (a row whose hits do not fix a
+    quadratic, all on one or two indices, gets lstsq's smallest solution)."""
+    out = np.empty_like(right)
+    regular = np.abs(np.linalg.det(normal)) > 1e-9 * np.abs(normal).max(axis=(1, 2)) ** 3
+    if regular.any():
+        out[regular] = np.linalg.solve(normal[regular], right[regular][:, :, None])[:, :, 0]
+    for j in np.flatnonzero(~regular):
+        out[j] = np.linalg.lstsq(normal[j], right[j], rcond=None)[0]
     return out
 
 
