@@ -115,13 +115,13 @@ elif what == "readwrite":
         sf.write(str(out / t.name), audio, sr, subtype=t.subtype)
 elif what == "align":
     from sessionfix.cli import main
-    assert main(["align", str(folder), "--out", sys.argv[3], "--quiet"]) in (0, 1)  # 1: a few hits left uncut
+    assert main(["align", str(folder), "--out", sys.argv[3], "--quiet", "--force"]) in (0, 1)  # 1: hits left uncut
 elif what == "scan_jobs":
     from sessionfix.cli import main
     assert main(["scan", str(folder), "--quiet", "--jobs", sys.argv[3]]) in (0, 1)
 elif what == "repair":
     from sessionfix.cli import main
-    assert main(["repair", str(folder), "--out", sys.argv[3], "--quiet"]) in (0, 1)
+    assert main(["repair", str(folder), "--out", sys.argv[3], "--quiet", "--force"]) in (0, 1)
 elif what == "parts":
     from sessionfix.grid import Tempo
     from sessionfix.parts import PartsParams, analyse_part
@@ -163,8 +163,9 @@ def child(what: str, folder: Path, *extra: str, one_core: bool = True) -> dict[s
     return result
 
 
-def best_of(n: int, what: str, folder: Path) -> dict[str, float]:
-    runs = [child(what, folder) for _ in range(n)]
+def best_of(n: int, what: str, folder: Path, *extra: str) -> dict[str, float]:
+    """The fastest of `n` runs: this machine's disk cache and neighbours move a single run by 10-40 %."""
+    runs = [child(what, folder, *extra) for _ in range(n)]
     return min(runs, key=lambda r: r["seconds"])
 
 
@@ -223,8 +224,8 @@ def main() -> None:
         edited.mkdir()
         make_kit(edited, 300.0, quantise_close=True)
         (root / "rw").mkdir()
-        rw = child("readwrite", edited, str(root / "rw"))
-        aligned = child("align", edited, str(root / "aligned"))
+        rw = best_of(2, "readwrite", edited, str(root / "rw"))
+        aligned = best_of(2, "align", edited, str(root / "aligned"))
         rows.append(("read + write a 10-mic 5-min kit once (1 core)", f"{rw['seconds']:.2f} s", ""))
         rows.append(
             (
@@ -243,8 +244,8 @@ def main() -> None:
         sf.write(str(defects / "Keys.wav"), tone, 44100, subtype="PCM_24")
         sf.write(str(defects / "Lead Vox.wav"), 0.2 * tone[: 300 * SR] + 0.02, SR, subtype="PCM_24")
         (root / "rw13").mkdir()
-        rw13 = child("readwrite", defects, str(root / "rw13"))
-        repaired = child("repair", defects, str(root / "repaired"))
+        rw13 = best_of(2, "readwrite", defects, str(root / "rw13"))
+        repaired = best_of(2, "repair", defects, str(root / "repaired"))
         rows.append(("read + write those 13 tracks x 5 min once (1 core)", f"{rw13['seconds']:.2f} s", ""))
         rows.append(
             (
