@@ -243,18 +243,23 @@ def _steady_pitch(f0: np.ndarray, a4_hz: float) -> tuple[float, float]:
     midi = 69 + 12 * np.log2(f0 / a4_hz)
     smooth = uniform_filter1d(midi, size=min(VIBRATO_FRAMES, len(midi)), mode="nearest")
     middle = smooth[int(0.2 * len(midi)) : max(int(0.8 * len(midi)), int(0.2 * len(midi)) + 1)]
-    steady = np.abs(smooth - np.median(middle)) * 100 <= STEADY_CENTS
-    best_lo = best_len = run_lo = 0
-    for i, ok in enumerate([*steady.tolist(), False]):
-        if not ok:
-            if i - run_lo > best_len:
-                best_lo, best_len = run_lo, i - run_lo
-            run_lo = i + 1
-    if best_len == 0:
-        return float(np.median(midi)), 0.0
-    run = midi[best_lo : best_lo + best_len]
-    low, high = np.percentile(run, [10, 90])
-    return float(0.5 * (low + high)), best_len * HOP / ANALYSIS_SR
+    steady = np.abs(smooth - _quantile(np.sort(middle), 0.5)) * 100 <= STEADY_CENTS
+    # the longest run of steady frames (the first of the longest)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], steady.view(np.int8), [0]))))
+    if not len(edges):
+        return _quantile(np.sort(midi), 0.5), 0.0
+    starts, lengths = edges[::2], edges[1::2] - edges[::2]
+    best = int(np.argmax(lengths))
+    ordered = np.sort(midi[starts[best] : starts[best] + lengths[best]])
+    return 0.5 * (_quantile(ordered, 0.1) + _quantile(ordered, 0.9)), int(lengths[best]) * HOP / ANALYSIS_SR
+
+
+def _quantile(ordered: np.ndarray, q: float) -> float:
+    """np.quantile's default (linear) of values already sorted, without its overhead (per note)."""
+    position = q * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return float(ordered[below] + (ordered[above] - ordered[below]) * (position - below))
 
 
 def analyse_part(
