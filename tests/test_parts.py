@@ -212,6 +212,35 @@ def test_a_part_played_on_offbeats_is_on_the_grid_not_half_a_beat_late(
     assert [f.value for f in offsets] == ([] if abs(late_ms) < 10 else [pytest.approx(late_ms, abs=1.0)])
 
 
+@pytest.mark.parametrize("latency_ms", [0.0, 25.0])
+@pytest.mark.parametrize("swing", [0.6, 2 / 3])  # the "and" at 60 % of the beat (light swing), a shuffle's 2/3
+def test_a_swung_part_is_neither_late_nor_out_of_time_and_its_dragging_phrase_is(
+    swing: float, latency_ms: float
+) -> None:
+    # eighths swung: every off-beat (swing - 0.5) of a beat late, by design; on top, the whole track late by
+    # `latency_ms`, and bars 4-6 dragged 35 ms. The swing once read as a track 25 ms late (a repair slid it)
+    midis = [57, 60, 62, 64] * 16
+    late = [latency_ms + (0.0 if i % 2 == 0 else (swing - 0.5) * 500.0) for i in range(64)]
+    for i in range(24, 48):
+        late[i] += 35.0
+    part = analyse_part(
+        _line(midis, [0.0] * 64, late_ms=late),
+        sr=SR,
+        track="Bass.wav",
+        a4_hz=440.0,
+        tempo=TEMPO,
+        params=PartsParams(),
+        role="bass",
+    )
+    assert part.placement_ms == pytest.approx(latency_ms, abs=1.0)  # read on the beats, which swing does not move
+    findings = combine_parts([part], tempo=TEMPO, params=PartsParams()).findings
+    assert [f.value for f in findings if f.kind == "track_offset"] == (
+        [pytest.approx(latency_ms, abs=1.0)] if latency_ms else []
+    )
+    (phrase,) = [f for f in findings if f.kind == "out_of_time"]
+    assert phrase.value == pytest.approx(35.0, abs=5.0) and "bars 4-6" in phrase.message
+
+
 def test_a_quarter_note_part_late_by_half_a_sixteenth_is_read_late_on_the_quarters() -> None:
     # at 168 bpm a sixteenth is 89 ms: a bass on every beat 45 ms late sits as near the next sixteenth,
     # 44 ms ahead of it; it plays quarters, so it is 45 ms late (not 44 early)

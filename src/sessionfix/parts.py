@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter1d
 
 from .findings import Finding
-from .grid import Tempo
+from .grid import STEPS_PER_BEAT, Tempo
 from .onsets import attack_times
 from .session import Audio
 
@@ -310,12 +310,14 @@ def analyse_part(
         )
     # Timing: each struck note's attack against the nearest sixteenth of the drummer's grid. The
     # part's placement (where its notes usually sit, a circular mean then a median) is what a
-    # whole-track offset reports; a note's onset_ms is its distance from the grid after that placement.
+    # whole-track offset reports; a note's onset_ms is its distance from the grid after that placement,
+    # against its position's habit (`_timing_errors_s`: a swung part's off-beats are late by design).
     placement = 0.0
     if tempo is not None:
         struck_s = np.array([n.start_s for n in notes if n.onset_ms is not None])
         placement = _usual_placement(struck_s, tempo) if len(struck_s) else 0.0
-        errors_ms = tempo.grid_error_s(np.array([n.start_s - placement for n in notes])) * 1e3
+        starts = np.array([n.start_s - placement for n in notes])
+        errors_ms = _timing_errors_s(starts, struck_s - placement, tempo) * 1e3
         notes = [
             replace(n, onset_ms=float(error_ms)) if n.onset_ms is not None else n
             for n, error_ms in zip(notes, errors_ms, strict=True)
@@ -346,6 +348,42 @@ def track_tuning_cents(note_cents: np.ndarray) -> float:
     return float(_wrap(mean + float(np.median(_wrap(cents - mean)))))
 
 
+MIN_FEEL_NOTES = 8  # notes on one sixteenth of the beat that may set its habitual place...
+FEEL_BARS_SHARE = 0.5  # ...if they come in this share of the bars the part plays in (a habit, not a phrase)
+
+
+def _timing_errors_s(starts_s: np.ndarray, struck_s: np.ndarray, tempo: Tempo) -> np.ndarray:
+    """Per time in `starts_s`, its distance (s) from the nearest place in the beat where the part's struck
+    notes (`struck_s`) habitually sit: each sixteenth of the beat (on the beat, "e", "and", "a") at the
+    grid line, or where the part's notes on it usually are when they come in most bars.
+
+    Swing moves a part's off-beats by design, the same way in every bar (a light swing's "and" 50 ms
+    late at 120 bpm, a shuffle's at two thirds of the beat); a late phrase moves a few bars. A note is
+    early or late against its own position's habit. Limit: a note dragged more than half way from a
+    swung "and" to the straight "a" is read against the "a"."""
+    if not len(starts_s):
+        return np.zeros(0)
+    struck_index = tempo.beat_index(struck_s)
+    position = np.round(struck_index * STEPS_PER_BEAT).astype(int) % STEPS_PER_BEAT
+    errors = tempo.grid_error_s(struck_s)
+    bars = np.floor((struck_index - tempo.downbeat) / tempo.meter)
+    played = len(np.unique(bars))
+    places = np.arange(STEPS_PER_BEAT + 1) / STEPS_PER_BEAT  # in beats from the beat before; the next beat too
+    for k in range(STEPS_PER_BEAT):
+        on = position == k
+        if on.sum() >= MIN_FEEL_NOTES and len(np.unique(bars[on])) >= FEEL_BARS_SHARE * played:
+            places[k] += float(np.median(errors[on])) / tempo.beat_s
+    places[-1] = 1.0 + places[0]
+    index = tempo.beat_index(starts_s)
+    whole = np.floor(index)
+    distances = starts_s[:, None] - tempo.time_of(whole[:, None] + places[None, :])
+    return distances[np.arange(len(starts_s)), np.argmin(np.abs(distances), axis=1)]
+
+
+ON_BEAT_SHARE = 0.25  # a part with this share of its notes on the beat is placed by those notes...
+MIN_ON_BEAT = 8  # ...and at least this many
+
+
 def _usual_placement(starts_s: np.ndarray, tempo: Tempo) -> float:
     """Where the part's notes usually sit against the drummer's grid, seconds (+ late).
 
@@ -357,7 +395,17 @@ def _usual_placement(starts_s: np.ndarray, tempo: Tempo) -> float:
     A finer grid reads the part instead where its offset there is under half the coarser grid's: an
     offbeat bass on every "and" is on the eighths, not half a beat late on the quarters. Of two
     readings the smaller is the safer (a repair slides the track by it), and a latency is ms, not a
-    beat's fraction; the coarser one is kept where the two are alike (the 168 bpm bass above)."""
+    beat's fraction; the coarser one is kept where the two are alike (the 168 bpm bass above).
+
+    A latency delays every note alike; swing delays only the off-beats (a shuffle's "and" sits at two
+    thirds of the beat, 42 ms before the straight grid's "a" at 120 bpm). Where the part plays on the
+    beat often enough (ON_BEAT_SHARE of its notes, and MIN_ON_BEAT), those notes alone are read."""
+    beat_error = tempo.grid_error_s(starts_s, division=1)
+    # within a sixteenth of the beat: a latency of tens of ms stays inside, a swung "and" (past half the
+    # beat) outside; a sixteenth's "e" or "a" that falls inside is placed on the sixteenths below, as before
+    on_beat = np.abs(beat_error) < tempo.beat_s / 4
+    if on_beat.sum() >= max(MIN_ON_BEAT, ON_BEAT_SHARE * len(starts_s)):
+        starts_s = starts_s[on_beat]
 
     def phases(division: int) -> np.ndarray:
         return np.exp(2j * np.pi * tempo.grid_error_s(starts_s, division=division) / (tempo.beat_s / division))
