@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from conftest import FIXTURES, ROOT, snapshot
+from sessionfix import launch
 from sessionfix.cli import main
 
 SCHEMA = json.loads(files("sessionfix.report").joinpath("scan.schema.json").read_text())
@@ -270,6 +271,30 @@ def test_jobs_give_the_same_report_byte_for_byte(tmp_path: Path, capsys: pytest.
         assert main(["scan", str(demo), "--json", str(out), "--jobs", jobs, "--quiet"]) == 1
         reports.append(out.read_bytes())
     assert reports[0] == reports[1]
+
+
+def test_the_command_starts_its_workers_first_and_reports_as_the_cli_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the `sessionfix` entry point warms --jobs' workers before importing the CLI; the report is the same
+    demo = str(ROOT / "fixtures" / "demo")
+    assert main(["scan", demo, "--json", str(tmp_path / "cli.json"), "--jobs", "1", "--quiet"]) == 1
+    monkeypatch.setattr(
+        sys, "argv", ["sessionfix", "scan", demo, "--json", str(tmp_path / "command.json"), "-j2", "-q"]
+    )
+    assert launch.main() == 1
+    assert (tmp_path / "command.json").read_bytes() == (tmp_path / "cli.json").read_bytes()
+    assert [
+        launch.requested_jobs(argv)
+        for argv in (
+            ["scan", "x", "--jobs", "3"],
+            ["scan", "-j", "2"],
+            ["-j4"],
+            ["--jobs=5"],
+            ["scan"],
+            ["--jobs", "0"],
+        )
+    ] == [3, 2, 4, 5, None, None]
 
 
 def test_an_inbox_on_a_dask_cluster_gives_the_local_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
