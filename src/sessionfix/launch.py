@@ -29,7 +29,7 @@ def requested_jobs(argv: list[str]) -> int | None:
 def main() -> int:
     """Entry point of the `sessionfix` command."""
     argv = sys.argv[1:]
-    if argv and argv[0] in ANALYSING:
+    if argv and argv[0] in ANALYSING and not {"--help", "-h"} & set(argv):
         from .parallel import default_jobs, warm
 
         warm(requested_jobs(argv) or default_jobs())
