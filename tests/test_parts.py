@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from sessionfix.grid import Tempo
-from sessionfix.parts import PartsParams, analyse_part, combine_parts, yin
+from sessionfix.parts import PartAnalysis, PartsParams, analyse_part, combine_parts, yin
 from sessionfix.pipeline import scan
 from sessionfix.report.json_report import scan_to_dict
 
@@ -39,6 +39,11 @@ def _line(
         start = int((0.5 + i * step_s + late / 1e3) * SR)
         out[start : start + len(note)] += note
     return 0.4 * out / np.abs(out).max() + 1e-4 * rng.standard_normal(len(out))
+
+
+def _bass_part(audio: np.ndarray, *, tempo: Tempo = TEMPO) -> PartAnalysis:
+    """A bass track's analysis against `tempo`."""
+    return analyse_part(audio, sr=SR, track="Bass.wav", a4_hz=440.0, tempo=tempo, params=PartsParams(), role="bass")
 
 
 @pytest.mark.parametrize("cents", [-40.0, -12.5, 0.0, 23.0])
@@ -198,14 +203,8 @@ def test_a_part_played_on_offbeats_is_on_the_grid_not_half_a_beat_late(
     # per eighth starting on an "e": the part plays on the finer grid's lines, and only a latency on top
     # of that is an offset (a repair once slid an offbeat bass by an eighth note)
     midis = [45, 48, 50, 52] * (16 if step_s == 0.5 else 32)
-    part = analyse_part(
-        _line(midis, [0.0] * len(midis), late_ms=[beat_position_ms + late_ms] * len(midis), step_s=step_s),
-        sr=SR,
-        track="Bass DI.wav",
-        a4_hz=440.0,
-        tempo=TEMPO,
-        params=PartsParams(),
-        role="bass",
+    part = _bass_part(
+        _line(midis, [0.0] * len(midis), late_ms=[beat_position_ms + late_ms] * len(midis), step_s=step_s)
     )
     assert part.placement_ms == pytest.approx(late_ms, abs=1.0)
     offsets = [f for f in combine_parts([part], tempo=TEMPO, params=PartsParams()).findings if f.kind == "track_offset"]
@@ -223,15 +222,7 @@ def test_a_swung_part_is_neither_late_nor_out_of_time_and_its_dragging_phrase_is
     late = [latency_ms + (0.0 if i % 2 == 0 else (swing - 0.5) * 500.0) for i in range(64)]
     for i in range(24, 48):
         late[i] += 35.0
-    part = analyse_part(
-        _line(midis, [0.0] * 64, late_ms=late),
-        sr=SR,
-        track="Bass.wav",
-        a4_hz=440.0,
-        tempo=TEMPO,
-        params=PartsParams(),
-        role="bass",
-    )
+    part = _bass_part(_line(midis, [0.0] * 64, late_ms=late))
     assert part.placement_ms == pytest.approx(latency_ms, abs=1.0)  # read on the beats, which swing does not move
     findings = combine_parts([part], tempo=TEMPO, params=PartsParams()).findings
     assert [f.value for f in findings if f.kind == "track_offset"] == (
@@ -266,7 +257,7 @@ def test_a_part_in_triplets_sixteenths_or_swing_is_late_only_by_its_latency(
         i = int(start * SR)
         audio[i : i + len(t)] += sum(np.sin(2 * np.pi * f * h * t) / h for h in range(1, 5)) * np.exp(-t / 0.3)
     audio = 0.4 * audio / np.abs(audio).max() + 1e-4 * rng.standard_normal(len(audio))
-    part = analyse_part(audio, sr=SR, track="Bass.wav", a4_hz=440.0, tempo=TEMPO, params=PartsParams(), role="bass")
+    part = _bass_part(audio)
     assert len(part.notes) == len(beats)
     assert part.placement_ms == pytest.approx(latency_ms, abs=2.5)  # the synthetic attack reads ~1 ms late
     findings = combine_parts([part], tempo=TEMPO, params=PartsParams()).findings
@@ -280,15 +271,7 @@ def test_a_quarter_note_part_late_by_half_a_sixteenth_is_read_late_on_the_quarte
     beat_s = 60.0 / 168.0
     midis = [45, 48, 50, 52] * 16
     tempo = Tempo.straight(bpm=168.0, first_beat_s=0.5, meter=4, end_s=0.5 + len(midis) * beat_s + 1.0)
-    part = analyse_part(
-        _line(midis, [0.0] * len(midis), late_ms=[45.0] * len(midis), step_s=beat_s),
-        sr=SR,
-        track="Bass DI.wav",
-        a4_hz=440.0,
-        tempo=tempo,
-        params=PartsParams(),
-        role="bass",
-    )
+    part = _bass_part(_line(midis, [0.0] * len(midis), late_ms=[45.0] * len(midis), step_s=beat_s), tempo=tempo)
     assert part.placement_ms == pytest.approx(45.0, abs=1.0)
 
 
