@@ -32,7 +32,10 @@ from scipy.special import bdtrc
 MIN_BPM, MAX_BPM = 60.0, 200.0
 PRIOR_BPM = 120.0  # centre of the log-normal tempo prior used where no backbeat settles the octave
 PRIOR_OCTAVES = 1.0  # its width
-STEPS_PER_BEAT = 4  # the tracking lattice: sixteenth notes
+STEPS_PER_BEAT = 4  # the tracking lattice: sixteenth notes (and a grid error's default grid)
+# ...or twelfths, which hold the triplets (0, 4, 8) too: a shuffle's off-beat (two thirds of the beat) is a
+# point of it, where on the sixteenths it sat 42 ms before the "a" at 120 bpm and pulled every beat 16-26 ms
+TRIPLET_LATTICE = 12
 TRACK_SPAN_BEATS = 8  # hits this far back (two bars) fix the running tempo and phase while tracking
 FIT_SIGMA_BEATS = 4.0  # width of the local fit around each beat (one bar)
 
@@ -213,7 +216,7 @@ def _backbeat_between_beats(kicks_s: np.ndarray | None, snares_s: np.ndarray | N
     return between > on and float(bdtrc(between - 1, between + on, 0.5)) <= BETWEEN_P
 
 
-def _track(times_s: np.ndarray, step_s: float) -> tuple[np.ndarray, np.ndarray]:
+def _track(times_s: np.ndarray, step_s: float, *, lattice: int = STEPS_PER_BEAT) -> tuple[np.ndarray, np.ndarray]:
     """Sixteenth-note index of every hit (and which hits sit on the lattice), following tempo drift.
 
     The first hit is index 0; each next hit is placed by a weighted fit of the accepted hits of the last
@@ -228,7 +231,7 @@ def _track(times_s: np.ndarray, step_s: float) -> tuple[np.ndarray, np.ndarray]:
         k = int(np.round(k_ref + (times_s[i] - t_ref) / step))
         index[i] = k
         on[i] = abs(times_s[i] - (t_ref + (k - k_ref) * step)) < 0.3 * step
-        recent = on[: i + 1] & (index[: i + 1] >= k - TRACK_SPAN_BEATS * STEPS_PER_BEAT)
+        recent = on[: i + 1] & (index[: i + 1] >= k - TRACK_SPAN_BEATS * lattice)
         if recent.sum() >= 4 and np.ptp(index[: i + 1][recent]) >= 2:
             ks, ts = index[: i + 1][recent].astype(float), times_s[: i + 1][recent]
             slope, intercept = np.polyfit(ks, ts, 1)
@@ -239,14 +242,16 @@ def _track(times_s: np.ndarray, step_s: float) -> tuple[np.ndarray, np.ndarray]:
     return index, on
 
 
-def _beats(times_s: np.ndarray, index: np.ndarray, on: np.ndarray, *, first: int, last: int) -> np.ndarray:
+def _beats(
+    times_s: np.ndarray, index: np.ndarray, on: np.ndarray, *, first: int, last: int, lattice: int = STEPS_PER_BEAT
+) -> np.ndarray:
     """Beat times for sixteenth indices first..last in steps of a beat: a robust local quadratic fit around
     each beat (Gaussian weights of FIT_SIGMA_BEATS beats; hits far off the fit are down-weighted)."""
     ks, ts = index[on].astype(float), times_s[on]
     order = np.argsort(ks, kind="stable")
     ks, ts = ks[order], ts[order]
-    sigma = FIT_SIGMA_BEATS * STEPS_PER_BEAT
-    targets = np.arange(first, last + 1, STEPS_PER_BEAT, dtype=float)
+    sigma = FIT_SIGMA_BEATS * lattice
+    targets = np.arange(first, last + 1, lattice, dtype=float)
     lo = np.searchsorted(ks, targets - 3 * sigma, side="left")
     hi = np.searchsorted(ks, targets + 3 * sigma, side="right")
     # each beat's hits as a row of indices into ks (padded with -1): those within 3 sigma, or at the
@@ -407,6 +412,23 @@ def straight_grid(
     return Tempo.straight(bpm=60.0 / beat, first_beat_s=float(first), meter=meter, end_s=end_s)
 
 
+def _lattice_beats(merged_s: np.ndarray, weight: np.ndarray, beat_s: float, *, lattice: int) -> np.ndarray:
+    """Beat times from hits (`merged_s`, weighted) tracked on a lattice of `lattice` points a beat: the
+    beats at the lattice's phase that holds most weight (a kick or a snare counts as four hits; a hat on
+    every eighth fills the off-beats as often as the beats)."""
+    index, on = _track(merged_s, beat_s / lattice, lattice=lattice)
+    phase = int(np.argmax(np.bincount(index[on] % lattice, weights=weight[on], minlength=lattice)))
+    first = int(index[on].min()) - ((int(index[on].min()) - phase) % lattice)
+    last = int(index[on].max()) + lattice
+    return _beats(merged_s, index, on, first=first, last=last, lattice=lattice)
+
+
+def _off_the_beats(times_s: np.ndarray, beats_s: np.ndarray) -> float:
+    """The median distance (s) of hits from their nearest beat."""
+    at = np.clip(np.searchsorted(beats_s, times_s), 1, len(beats_s) - 1)
+    return float(np.median(np.minimum(np.abs(times_s - beats_s[at - 1]), np.abs(times_s - beats_s[at]))))
+
+
 def estimate_tempo(
     times_s: np.ndarray,
     *,
@@ -436,20 +458,20 @@ def estimate_tempo(
     # (the first of them would be early by the spread of human timing)
     group = np.cumsum(np.concatenate(([True], np.diff(times) > beat / 8))) - 1
     merged = np.bincount(group, weights=times) / np.bincount(group)
-    index, on = _track(merged, beat / STEPS_PER_BEAT)
-    # beats at the lattice's phase: the sixteenth position that holds most kick and snare hits (a hat
-    # on every eighth fills the off-beats as often as the beats), else most hits
     anchors = [np.asarray(a, float) for a in (downbeat_times_s, backbeat_times_s) if a is not None and len(a)]
     weight = np.bincount(group).astype(float)  # hits merged into each lattice point
-    if anchors:
-        anchor_times = np.sort(np.concatenate(anchors))
+    anchor_times = np.sort(np.concatenate(anchors)) if anchors else np.zeros(0)
+    if len(anchor_times):
         at = np.clip(np.searchsorted(anchor_times, merged), 1, len(anchor_times) - 1) if len(anchor_times) > 1 else 0
         nearest = np.minimum(np.abs(merged - anchor_times[at - 1]), np.abs(merged - anchor_times[at]))
         weight = weight + 4.0 * (nearest < beat / 8)  # a kick or a snare counts as four hits
-    phase = int(np.argmax(np.bincount(index[on] % STEPS_PER_BEAT, weights=weight[on], minlength=STEPS_PER_BEAT)))
-    first = int(index[on].min()) - ((int(index[on].min()) - phase) % STEPS_PER_BEAT)
-    last = int(index[on].max()) + STEPS_PER_BEAT
-    beats = _beats(merged, index, on, first=first, last=last)
+    beats = _lattice_beats(merged, weight, beat, lattice=STEPS_PER_BEAT)
+    if len(anchor_times) >= 8:
+        # a swung or triplet groove: the beats the twelfths give, where the kick and snare sit on them clearly
+        # closer (half the distance or less) than on the sixteenths' beats
+        triplet = _lattice_beats(merged, weight, beat, lattice=TRIPLET_LATTICE)
+        if _off_the_beats(anchor_times, triplet) <= 0.5 * _off_the_beats(anchor_times, beats):
+            beats = triplet
     # extend to the song's start and end with the end periods
     head = int(np.ceil((beats[0] - 0.0) / (beats[1] - beats[0]))) if beats[0] > 0 else 0
     tail = int(np.ceil((end_s - beats[-1]) / (beats[-1] - beats[-2]))) + 1 if end_s > beats[-1] else 1
