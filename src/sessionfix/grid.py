@@ -217,7 +217,8 @@ def _backbeat_between_beats(kicks_s: np.ndarray | None, snares_s: np.ndarray | N
 
 
 def _track(times_s: np.ndarray, step_s: float, *, lattice: int = STEPS_PER_BEAT) -> tuple[np.ndarray, np.ndarray]:
-    """Sixteenth-note index of every hit (and which hits sit on the lattice), following tempo drift.
+    """Lattice index of every hit (`lattice` points a beat, `step_s` apart; and which hits sit on the
+    lattice), following tempo drift.
 
     The first hit is index 0; each next hit is placed by a weighted fit of the accepted hits of the last
     TRACK_SPAN_BEATS beats (time against index), so the period and phase follow the drummer.
@@ -245,8 +246,9 @@ def _track(times_s: np.ndarray, step_s: float, *, lattice: int = STEPS_PER_BEAT)
 def _beats(
     times_s: np.ndarray, index: np.ndarray, on: np.ndarray, *, first: int, last: int, lattice: int = STEPS_PER_BEAT
 ) -> np.ndarray:
-    """Beat times for sixteenth indices first..last in steps of a beat: a robust local quadratic fit around
-    each beat (Gaussian weights of FIT_SIGMA_BEATS beats; hits far off the fit are down-weighted)."""
+    """Beat times for lattice indices first..last in steps of a beat (`lattice` indices): a robust local
+    quadratic fit around each beat (Gaussian weights of FIT_SIGMA_BEATS beats; hits far off the fit are
+    down-weighted)."""
     ks, ts = index[on].astype(float), times_s[on]
     order = np.argsort(ks, kind="stable")
     ks, ts = ks[order], ts[order]

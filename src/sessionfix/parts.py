@@ -366,7 +366,7 @@ def _timing_errors_s(starts_s: np.ndarray, struck_s: np.ndarray, tempo: Tempo) -
     struck_index = tempo.beat_index(struck_s)
     position = np.round(struck_index * STEPS_PER_BEAT).astype(int) % STEPS_PER_BEAT
     errors = tempo.grid_error_s(struck_s)
-    bars = np.floor((struck_index - tempo.downbeat) / tempo.meter)
+    bars = np.array([tempo.bar_of(float(t)) for t in struck_s])
     played = len(np.unique(bars))
     places = np.arange(STEPS_PER_BEAT + 1) / STEPS_PER_BEAT  # in beats from the beat before; the next beat too
     for k in range(STEPS_PER_BEAT):
