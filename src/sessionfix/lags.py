@@ -28,9 +28,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.fft as sp_fft
-from scipy.signal import butter, sosfiltfilt
+from scipy.signal import sosfiltfilt
 
-from .onsets import Hits
+from .onsets import Hits, band_sos
 from .parallel import map_ordered
 from .progress import Progress, quiet
 from .roles import KitLayout, Role
@@ -251,7 +251,11 @@ def _matched(
     spectrum[:, band.lo : band.hi] = cross * np.conj(template)[None, :]
     raw = sp_fft.irfft(spectrum, band.n_fft, axis=1)[:, columns]
     norm = np.sqrt((c_power @ (np.abs(template) ** 2 * band.twice)) / band.n_fft * r_energy)
-    return np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=norm[:, None] > 0)
+    heard = norm > 0
+    if heard.all():
+        raw /= norm[:, None]
+        return raw
+    return np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=heard[:, None])
 
 
 def _match(
@@ -357,7 +361,9 @@ def track_pair(
     # (it follows the sources most of its hits are) unless the average explains fewer than half of them.
     template, scores = refined(averaged(np.zeros(len(learn)), np.ones(len(learn))))
     smeared = explained(scores) < 0.5
-    for seed in learn_seeds(learn_c_power):
+    # a mic of several drums whose average is no smear keeps it: its seeds need not be tried
+    seeds = learn_seeds(learn_c_power) if setting.single_source or smeared else ()
+    for seed in seeds:
         seeded, seeded_scores = refined(learn_cross[seed] / (learn_c_power[seed] + 1e-30))
         if setting.single_source:
             better = fit(seeded_scores) > fit(scores)
@@ -442,7 +448,7 @@ def _direct_lag(
         use = near
     if use.sum() > DIRECT_HITS:  # a median over this many hits is settled; more only costs filtering
         use &= np.arange(len(use)) % int(np.ceil(use.sum() / DIRECT_HITS)) == 0
-    sos = butter(2, [setting.onset_band[0], min(setting.onset_band[1], 0.45 * sr)], btype="band", fs=sr, output="sos")
+    sos = band_sos(sr, setting.onset_band)
     width = reference.shape[1]
     # undo each hit's shift (whole samples are ample for an envelope), zero where the window ends
     whole = np.round(shifts[use]).astype(np.int64)

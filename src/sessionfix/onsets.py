@@ -10,6 +10,7 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
@@ -98,12 +99,22 @@ class Hits:
         return float(np.percentile(self.levels_db, 98)) if len(self) else 0.0
 
 
-def band_filter(signal: np.ndarray, sr: int, band: tuple[float, float]) -> np.ndarray:
-    """Zero-phase band-pass (4th order Butterworth, applied forwards and backwards)."""
+def band_sos(sr: int, band: tuple[float, float]) -> np.ndarray:
+    """Second-order sections of the 2nd-order Butterworth band-pass on `band` (Hz; the top capped at 0.45 sr),
+    designed once per band and rate (a design costs ~4 ms; a scan filters hundreds of blocks)."""
+    return np.array(_band_design(sr, band))
+
+
+@lru_cache(maxsize=64)
+def _band_design(sr: int, band: tuple[float, float]) -> tuple[tuple[float, ...], ...]:
     low, high = band
-    high = min(high, 0.45 * sr)
-    sos = butter(2, [low, high], btype="band", fs=sr, output="sos")
-    return sosfiltfilt(sos, signal.astype(np.float32))  # single precision: ample for an envelope, 2.5x faster
+    sos = butter(2, [low, min(high, 0.45 * sr)], btype="band", fs=sr, output="sos")
+    return tuple(map(tuple, sos.tolist()))
+
+
+def band_filter(signal: np.ndarray, sr: int, band: tuple[float, float]) -> np.ndarray:
+    """Zero-phase band-pass (4th order Butterworth, applied forwards and backwards) along the last axis."""
+    return sosfiltfilt(band_sos(sr, band), signal.astype(np.float32, copy=False))
 
 
 def _envelope_db(filtered: np.ndarray, hop: int, window: int) -> np.ndarray:
@@ -135,7 +146,8 @@ def band_envelope_db(signal: Audio, sr: int, band: tuple[float, float], hop: int
         lo, hi = max(int(block_ends[0]) - window, 0), int(block_ends[-1])
         read_lo, read_hi = max(lo - margin, 0), min(hi + margin, n)
         filtered = band_filter(np.asarray(signal[read_lo:read_hi]), sr, band)[lo - read_lo : hi - read_lo]
-        energy = np.concatenate(([0.0], np.cumsum(filtered.astype(np.float64) ** 2)))
+        energy = np.zeros(len(filtered) + 1)  # float64: the running sum of a long block keeps its precision
+        np.cumsum(np.square(filtered, dtype=np.float64), out=energy[1:])
         starts = np.maximum(block_ends - window, 0)
         level[k0 : k0 + len(block_ends)] = 10 * np.log10(
             (energy[block_ends - lo] - energy[starts - lo]) / np.maximum(block_ends - starts, 1) + 1e-14

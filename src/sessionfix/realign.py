@@ -16,6 +16,7 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -180,13 +181,17 @@ FRACTIONAL_TAPS = 32  # each side: a Kaiser-windowed sinc flat to ~20 kHz at 48 
 KAISER_BETA = 8.0
 
 
+@lru_cache(maxsize=1024)
 def _fractional_taps(fraction: float) -> np.ndarray:
-    """FIR that delays by `fraction` of a sample (0 < fraction < 1), unit gain at DC."""
+    """FIR that delays by `fraction` of a sample (0 < fraction < 1), unit gain at DC. Kept per fraction: a
+    region and the crossfades either side of it share their move."""
     x = np.arange(-FRACTIONAL_TAPS, FRACTIONAL_TAPS + 1) - fraction
     # a Kaiser window evaluated at the shifted tap positions, so it stays centred on the true delay
     window = i0(KAISER_BETA * np.sqrt(np.clip(1 - (x / (FRACTIONAL_TAPS + 1)) ** 2, 0, 1))) / i0(KAISER_BETA)
     taps = np.sinc(x) * window
-    return taps / taps.sum()
+    taps = taps / taps.sum()
+    taps.setflags(write=False)
+    return taps
 
 
 def shifted(x: np.ndarray, move: float, lo: int, hi: int) -> np.ndarray:
