@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from sessionfix.parallel import Started, map_ordered, map_outcomes
@@ -32,3 +34,13 @@ def test_outcomes_of_many_items_in_order_with_errors_in_their_place(jobs: int) -
     assert outcomes[:40] == list(range(40)) and outcomes[41:] == [-k for k in range(9)]
     assert isinstance(outcomes[40], ValueError) and "'x'" in str(outcomes[40])
     assert seen[-1] == ("", 50, 50) and all(0 <= done <= total == 50 for _, done, total in seen)
+
+
+def test_work_started_early_does_not_queue_ahead_of_later_work() -> None:
+    """The pitched parts are begun while the kit's lags are measured: the workers must not be handed all
+    of them at once, or the lags' worker item waits behind every part (a 48-track scan idled 40 s)."""
+    items = [0.1] * 20  # seconds each worker item sleeps: 2 s for the lot on one worker
+    started = Started(time.sleep, items, jobs=2)
+    assert map_ordered(int, ["4", "5"], jobs=2) == [4, 5]  # the later work, done within ~0.2 s
+    assert len(started.sent) < len(items)  # the rest not yet handed out: this process may still take it
+    assert started.results() == [None] * len(items)

@@ -103,63 +103,15 @@ def map_outcomes(
     stage: str = "",
 ) -> list[R | Exception]:
     """fn(item) for every item, in order; an exception raised by fn is returned in its place. With
-    `jobs` > 1, `jobs` - 1 worker processes take items from the front (a thread sends each its next)
-    while this process works through them from the back (it needs no start-up, so the cores are busy
-    from the first moment). `fn` must be a module-level function (it is sent to the workers by name)."""
-    tasks = [(fn, item) for item in items]
-    results: dict[int, R | Exception] = {}
+    `jobs` > 1, `jobs` - 1 worker processes take items from the front while this process works through
+    them from the back (`Started`). `fn` must be a module-level function (it is sent to the workers by name)."""
     if jobs <= 1 or len(items) <= 1:
-        for i, task in enumerate(tasks):
-            progress(stage, i, len(tasks))
-            results[i] = _outcome(task)
-        return [results[i] for i in range(len(tasks))]
-    pool = _pool(jobs - 1)
-    todo = deque(range(len(tasks)))
-    warmed = _WARMED.get(jobs - 1)
-    while todo and warmed is not None and not warmed.is_set():  # the workers are still starting
-        i = todo.pop()
-        results[i] = _outcome(tasks[i])
-        progress(stage, len(results), len(tasks))
-    lock = threading.Lock()  # guards `todo`, taken from the front by the feeder, from the back by this process
-    sent: dict[int, Future[R | Exception]] = {}
-
-    def feed() -> None:
-        """Sends a worker its next item the moment it finishes one (waiting for this process's own item
-        to end first left the workers idle half the time: 3 of 13 QC items done by the worker)."""
-        running: set[Future[R | Exception]] = set()
-        while True:
-            with lock:
-                while todo and len(running) < jobs - 1:
-                    i = todo.popleft()
-                    try:
-                        sent[i] = pool.submit(_outcome, tasks[i])
-                    except RuntimeError:  # the pool is shutting down: this process takes the rest
-                        todo.appendleft(i)
-                        return
-                    running.add(sent[i])
-            if not running:
-                return
-            _, running = wait(running, return_when=FIRST_COMPLETED)
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
-    while True:
-        with lock:
-            if not todo:
-                break
-            i = todo.pop()
-        results[i] = _outcome(tasks[i])
-        with lock:
-            finished = sum(future.done() for future in sent.values())
-        progress(stage, len(results) + finished, len(tasks))
-    feeder.join()
-    while todo:  # left by a feeder whose pool shut down
-        i = todo.pop()
-        results[i] = _outcome(tasks[i])
-    for i, future in sent.items():
-        results[i] = future.result()
-    progress(stage, len(results), len(tasks))
-    return [results[i] for i in range(len(tasks))]
+        results = []
+        for i, item in enumerate(items):
+            progress(stage, i, len(items))
+            results.append(_outcome((fn, item)))
+        return results
+    return Started(fn, items, jobs=jobs).outcomes(progress=progress, stage=stage)
 
 
 def map_ordered(
@@ -185,27 +137,69 @@ def _raised(outcomes: list[R | Exception]) -> list[R]:
 
 
 class Started(Generic[T, R]):
-    """`map_ordered(fn, items)` begun in the workers now, while this process does other work; `results`
-    collects it (this process takes the items no worker has begun yet). With one job nothing runs until
-    `results`, which then works as `map_ordered`."""
+    """fn over `items` begun in the workers now, while this process does other work; `outcomes` (or
+    `results`) finishes it, this process taking the items no worker has begun from the back.
+
+    A thread sends each worker its next item the moment it finishes one (waiting for this process's own
+    item first left the workers idle half the time), never more items than there are workers: so the
+    work of two Started at once (the pitched parts begun while the kit's lags are measured) interleaves
+    in the workers, and neither waits behind all of the other's (a 48-track scan's 35 parts held the
+    lags' one worker task for 40 s, while this process idled). Until the workers answer (`warm`), none is
+    sent anything. With one job nothing runs until `outcomes`, which then works alone."""
 
     def __init__(self, fn: Callable[[T], R], items: Sequence[T], *, jobs: int) -> None:
         self.fn, self.items = fn, list(items)
-        self.futures: list[Future[R | Exception]] = []
+        self.todo = deque(range(len(self.items)))  # taken from the front by the feeder, from the back here
+        self.lock = threading.Lock()  # guards `todo` and `sent`
+        self.sent: dict[int, Future[R | Exception]] = {}
+        self.feeder: threading.Thread | None = None
         if jobs > 1 and self.items:  # one item too: it runs beside this process's other work
-            pool = _pool(jobs - 1)
-            self.futures = [pool.submit(_outcome, (fn, item)) for item in self.items]
+            self.feeder = threading.Thread(target=self._feed, args=(_pool(jobs - 1), jobs - 1), daemon=True)
+            self.feeder.start()
+
+    def _feed(self, pool: ProcessPoolExecutor, workers: int) -> None:
+        warmed = _WARMED.get(workers)
+        while warmed is not None and not warmed.wait(0.02):  # a submission would wait for the workers' start
+            with self.lock:
+                if not self.todo:  # this process did everything meanwhile
+                    return
+        running: set[Future[R | Exception]] = set()
+        while True:
+            with self.lock:
+                while self.todo and len(running) < workers:
+                    i = self.todo.popleft()
+                    try:
+                        self.sent[i] = pool.submit(_outcome, (self.fn, self.items[i]))
+                    except RuntimeError:  # the pool is shutting down: this process takes the rest
+                        self.todo.appendleft(i)
+                        return
+                    running.add(self.sent[i])
+            if not running:
+                return
+            _, running = wait(running, return_when=FIRST_COMPLETED)
+
+    def outcomes(self, *, progress: Progress = quiet, stage: str = "") -> list[R | Exception]:
+        """fn(item) for every item, in order; an exception raised by fn in its place."""
+        outcomes: dict[int, R | Exception] = {}
+        while True:
+            with self.lock:
+                if not self.todo:
+                    break
+                i = self.todo.pop()
+            outcomes[i] = _outcome((self.fn, self.items[i]))
+            with self.lock:
+                finished = sum(future.done() for future in self.sent.values())
+            progress(stage, len(outcomes) + finished, len(self.items))
+        if self.feeder is not None:
+            self.feeder.join()
+        while self.todo:  # left by a feeder whose pool shut down
+            i = self.todo.pop()
+            outcomes[i] = _outcome((self.fn, self.items[i]))
+        for i, future in self.sent.items():
+            outcomes[i] = future.result()
+        progress(stage, len(outcomes), len(self.items))
+        return [outcomes[i] for i in range(len(self.items))]
 
     def results(self, *, progress: Progress = quiet, stage: str = "") -> list[R]:
-        if not self.futures:
-            return map_ordered(self.fn, self.items, jobs=1, progress=progress, stage=stage)
-        outcomes: dict[int, R | Exception] = {}
-        for i in reversed(range(len(self.futures))):  # from the back, as `map_outcomes`
-            if self.futures[i].cancel():
-                progress(stage, len(outcomes), len(self.items))
-                outcomes[i] = _outcome((self.fn, self.items[i]))
-        for i, future in enumerate(self.futures):
-            if i not in outcomes:
-                outcomes[i] = future.result()
-        progress(stage, len(outcomes), len(self.items))
-        return _raised([outcomes[i] for i in range(len(self.items))])
+        """`outcomes`, the first exception among them raised instead."""
+        return _raised(self.outcomes(progress=progress, stage=stage))
