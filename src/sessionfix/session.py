@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import NoAudio, SessionNotFound
 from .findings import Finding
@@ -54,6 +55,9 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+# A gap between two windows shorter than this is decoded rather than sought past: a seek and read cost
+# about as much as decoding 0.1 s (700 windows over 5 min: 56 ms read through 0.1 s gaps, 76 ms through 1 s)
+READ_THROUGH_S = 0.1
 BLOCK_FRAMES = 1 << 16  # ~1.4 s at 48 kHz: large enough to amortise decoding, small in memory
 
 
@@ -380,8 +384,13 @@ def iter_blocks(track: Track, *, block_frames: int = BLOCK_FRAMES) -> Iterator[n
     """
     read = 0
     with sf.SoundFile(os.fsencode(track.path)) as fh:
-        for block in fh.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+        remaining = fh.frames
+        while remaining > 0:  # plain reads: SoundFile.blocks copies every block once more (decoding 1.5x slower)
+            block = fh.read(min(block_frames, remaining), dtype="float32", always_2d=True)
+            if not len(block):
+                break
             read += len(block)
+            remaining -= len(block)
             yield block
     if read < track.frames:
         raise RuntimeError(f"only {read} of {track.frames} frames could be decoded")
@@ -425,8 +434,8 @@ def read_windows(track: Track, starts: np.ndarray, frames: int) -> np.ndarray:
         return out
     order = np.argsort(starts, kind="stable")
     ordered = np.asarray(starts, np.int64)[order]
-    # windows less than a second apart are read in one go: far fewer seeks, the same samples
-    breaks = np.flatnonzero(np.diff(ordered) > frames + track.sr) + 1
+    # windows less than READ_THROUGH_S apart are read in one go: the same samples either way
+    breaks = np.flatnonzero(np.diff(ordered) > frames + int(READ_THROUGH_S * track.sr)) + 1
     with sf.SoundFile(os.fsencode(track.path)) as fh:
         for group in np.split(np.arange(len(ordered)), breaks):
             first, last = int(ordered[group[0]]), int(ordered[group[-1]]) + frames
@@ -435,10 +444,12 @@ def read_windows(track: Track, starts: np.ndarray, frames: int) -> np.ndarray:
                 continue
             fh.seek(lo - track.offset)
             span = np.zeros(last - first, dtype=np.float32)
-            span[lo - first : hi - first] = _mono(fh.read(hi - lo, dtype="float32", always_2d=True))
-            for g in group:
-                start = int(ordered[g]) - first
-                out[order[g]] = span[start : start + frames]
+            if track.channels == 1:  # decoded straight into place (a short read leaves zeros, as below)
+                fh.read(hi - lo, dtype="float32", always_2d=True, out=span[lo - first : hi - first, None])
+            else:
+                mono = _mono(fh.read(hi - lo, dtype="float32", always_2d=True))
+                span[lo - first : lo - first + len(mono)] = mono
+            out[order[group]] = sliding_window_view(span, frames)[ordered[group] - first]
     return out
 
 
@@ -488,7 +499,7 @@ class HeldWindows(TrackAudio):
         out = np.empty((len(starts), frames), np.float32)
         if inside.any():
             offsets = starts[inside] - first[inside]
-            out[inside] = self.held[k[inside][:, None], offsets[:, None] + np.arange(frames)[None, :]]
+            out[inside] = sliding_window_view(self.held, frames, axis=1)[k[inside], offsets]
         if not inside.all():
             out[~inside] = super().windows(starts[~inside], frames)
         return out
