@@ -114,3 +114,23 @@ def test_held_windows_are_the_samples_a_fresh_read_gives(tmp_path: Path) -> None
     starts = np.concatenate((centres - 1_500, centres + 2_999, [-4_000, 60_000, 3 * sr + 10]))
     for frames in (1, 500, 2_400, 6_000):
         assert np.array_equal(held.windows(starts, frames), audio.windows(starts, frames))
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_windows_are_the_samples_of_one_whole_read(tmp_path: Path, channels: int) -> None:
+    # windows overlapping, touching, a few samples apart, under and over READ_THROUGH_S apart (read through
+    # or sought past), before and after the stem (zeros), in any order: each must be the stem's own samples
+    rng = np.random.default_rng(7)
+    sr = 48000
+    audio = rng.uniform(-0.5, 0.5, (2 * sr, channels))
+    sf.write(tmp_path / "Tom 1.wav", audio, sr, subtype="PCM_24")
+    (track,) = load_session(tmp_path).tracks
+    whole = read(track, start=-sr, frames=4 * sr)  # from one second before the stem to one after it
+    starts = np.array([500, 700, 1_700, 1_710, 9_000, 30_000, 90_000, -300, 2 * sr - 100, 2 * sr + 50, 40, 500])
+    starts = rng.permutation(starts)
+    stem = TrackAudio(track)
+    for frames in (1, 200, 1_000, 7_000):
+        expected = np.stack([whole[s + sr : s + sr + frames] for s in starts])
+        assert np.array_equal(stem.windows(starts, frames), expected)
+        held = HeldWindows(stem, starts[:6], before=3_000, after=8_000)
+        assert np.array_equal(held.windows(starts, frames), expected)

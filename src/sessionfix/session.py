@@ -58,6 +58,7 @@ def printable(text: str) -> str:
 # A gap between two windows shorter than this is decoded rather than sought past: a seek and read cost
 # about as much as decoding 0.1 s (700 windows over 5 min: 56 ms read through 0.1 s gaps, 76 ms through 1 s)
 READ_THROUGH_S = 0.1
+READ_BLOCK = 1 << 18  # samples decoded at a time when reading through gaps
 BLOCK_FRAMES = 1 << 16  # ~1.4 s at 48 kHz: large enough to amortise decoding, small in memory
 
 
@@ -423,34 +424,59 @@ def _mono(frames: np.ndarray) -> np.ndarray:
     return frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1)
 
 
+def read_spans(track: Track, firsts: np.ndarray, lasts: np.ndarray) -> np.ndarray:
+    """Mono samples of the spans [firsts[i], lasts[i]) (timeline positions, in order, not overlapping),
+    concatenated (float32); positions outside the stem read as zeros. One open file; the rest of the
+    file is never decoded, but a gap under READ_THROUGH_S between two spans is (cheaper than a seek)."""
+    firsts, lasts = np.asarray(firsts, np.int64), np.asarray(lasts, np.int64)
+    out = np.zeros(int(np.sum(lasts - firsts)), dtype=np.float32)
+    if not len(firsts):
+        return out
+    at = np.concatenate(([0], np.cumsum(lasts - firsts)))  # where each span starts in `out`
+    breaks = np.flatnonzero(firsts[1:] - lasts[:-1] > int(READ_THROUGH_S * track.sr)) + 1
+    with sf.SoundFile(os.fsencode(track.path)) as fh:
+        for group in np.split(np.arange(len(firsts)), breaks):
+            first, last = int(firsts[group[0]]), int(lasts[group[-1]])
+            lo, hi = max(first, track.offset), min(last, track.end)
+            if hi <= lo:
+                continue
+            fh.seek(lo - track.offset)
+            if len(group) == 1 and track.channels == 1:  # decoded straight into place
+                into = out[at[group[0]] + lo - first : at[group[0]] + hi - first, None]
+                fh.read(hi - lo, dtype="float32", always_2d=True, out=into)
+                continue
+            # the group with its gaps, READ_BLOCK samples at a time (memory holds a block, not the group), and
+            # the parts of its spans in each block copied out
+            for block_lo in range(lo, hi, READ_BLOCK):
+                block_hi = min(block_lo + READ_BLOCK, hi)
+                block = _mono(fh.read(block_hi - block_lo, dtype="float32", always_2d=True))
+                block_hi = block_lo + len(block)  # (a short read leaves zeros)
+                for k in group[(lasts[group] > block_lo) & (firsts[group] < block_hi)]:
+                    a, b = max(int(firsts[k]), block_lo), min(int(lasts[k]), block_hi)
+                    out[at[k] + a - firsts[k] : at[k] + b - firsts[k]] = block[a - block_lo : b - block_lo]
+    return out
+
+
 def read_windows(track: Track, starts: np.ndarray, frames: int) -> np.ndarray:
     """Mono windows of `frames` samples at timeline positions `starts`, shape (len(starts), frames).
 
     One open file for all windows, read in position order; the rest of the file is never decoded.
     Positions outside the stem read as zeros.
     """
-    out = np.zeros((len(starts), frames), dtype=np.float32)
-    if not len(starts):
-        return out
+    if not len(starts) or frames <= 0:
+        return np.zeros((len(starts), max(frames, 0)), dtype=np.float32)
     order = np.argsort(starts, kind="stable")
     ordered = np.asarray(starts, np.int64)[order]
-    # windows less than READ_THROUGH_S apart are read in one go: the same samples either way
-    breaks = np.flatnonzero(np.diff(ordered) > frames + int(READ_THROUGH_S * track.sr)) + 1
-    with sf.SoundFile(os.fsencode(track.path)) as fh:
-        for group in np.split(np.arange(len(ordered)), breaks):
-            first, last = int(ordered[group[0]]), int(ordered[group[-1]]) + frames
-            lo, hi = max(first, track.offset), min(last, track.end)
-            if hi <= lo:
-                continue
-            fh.seek(lo - track.offset)
-            span = np.zeros(last - first, dtype=np.float32)
-            if track.channels == 1:  # decoded straight into place (a short read leaves zeros, as below)
-                fh.read(hi - lo, dtype="float32", always_2d=True, out=span[lo - first : hi - first, None])
-            else:
-                mono = _mono(fh.read(hi - lo, dtype="float32", always_2d=True))
-                span[lo - first : lo - first + len(mono)] = mono
-            out[order[group]] = sliding_window_view(span, frames)[ordered[group] - first]
-    return out
+    # overlapping windows are one span, read once
+    breaks = np.flatnonzero(np.diff(ordered) > frames) + 1
+    groups = np.split(np.arange(len(ordered)), breaks)
+    firsts = np.array([ordered[g[0]] for g in groups], np.int64)
+    lasts = np.array([ordered[g[-1]] + frames for g in groups], np.int64)
+    spans = read_spans(track, firsts, lasts)
+    sizes = [len(g) for g in groups]
+    at = np.empty(len(ordered), np.int64)  # where each window starts in `spans`, in the order asked
+    at[order] = np.repeat(np.concatenate(([0], np.cumsum(lasts - firsts)))[:-1] - firsts, sizes) + ordered
+    return sliding_window_view(spans, frames)[at]
 
 
 class TrackAudio:
@@ -478,30 +504,35 @@ class TrackAudio:
 
 
 class HeldWindows(TrackAudio):
-    """A TrackAudio that decodes a window around each of `centres` (samples into this audio) once and serves
-    the windows inside them from memory; any other read decodes as TrackAudio does (the same samples either
-    way). Memory: one window of `before` + `after` samples per centre, not the track."""
+    """A TrackAudio that decodes the stretches `before` to `after` samples around each of `centres`
+    (samples into this audio) once and serves the windows inside them from memory; any other read decodes
+    as TrackAudio does (the same samples either way). Memory: the stretches' union, never more than the
+    track, whatever the overlap of the windows."""
 
     def __init__(self, audio: TrackAudio, centres: np.ndarray, *, before: int, after: int) -> None:
         super().__init__(audio.track, start=audio.start, frames=audio.frames)
-        self.held_starts = np.unique(np.asarray(centres, np.int64)) - before
-        self.held_length = before + after
-        self.held = super().windows(self.held_starts, self.held_length)
+        firsts = np.unique(np.asarray(centres, np.int64)) - before
+        # overlapping or touching stretches are one: (start, end) of each, samples into this audio
+        breaks = np.flatnonzero(firsts[1:] > firsts[:-1] + before + after) + 1
+        self.held_starts = firsts[np.concatenate(([0], breaks))] if len(firsts) else firsts
+        self.held_ends = (firsts[np.concatenate((breaks - 1, [-1]))] + before + after) if len(firsts) else firsts
+        self.held_at = np.concatenate(([0], np.cumsum(self.held_ends - self.held_starts)))
+        self.held = read_spans(self.track, self.start + self.held_starts, self.start + self.held_ends)
 
     def windows(self, starts: np.ndarray, frames: int) -> np.ndarray:
         starts = np.asarray(starts, np.int64)
-        if not len(self.held_starts):  # nothing held
+        if not len(self.held_starts) or frames <= 0:  # nothing held
             return super().windows(starts, frames)
-        # windows of one length: the last one starting at or before a request is the one that may hold it
         k = np.searchsorted(self.held_starts, starts, side="right") - 1
-        first = self.held_starts[np.maximum(k, 0)]
-        inside = (k >= 0) & (starts + frames <= first + self.held_length)
+        inside = (k >= 0) & (starts + frames <= self.held_ends[np.maximum(k, 0)])
+        if not inside.any():
+            return super().windows(starts, frames)
+        at = self.held_at[k[inside]] + starts[inside] - self.held_starts[k[inside]]
+        if inside.all():
+            return sliding_window_view(self.held, frames)[at]
         out = np.empty((len(starts), frames), np.float32)
-        if inside.any():
-            offsets = starts[inside] - first[inside]
-            out[inside] = sliding_window_view(self.held, frames, axis=1)[k[inside], offsets]
-        if not inside.all():
-            out[~inside] = super().windows(starts[~inside], frames)
+        out[inside] = sliding_window_view(self.held, frames)[at]
+        out[~inside] = super().windows(starts[~inside], frames)
         return out
 
 
