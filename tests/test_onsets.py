@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 
 from sessionfix.onsets import (
+    BandEnvelope,
     Hits,
+    Listening,
     OnsetParams,
     _refine,
     _refine_all,
     attribute_bleed,
+    band_envelope_db,
     bleed_where_played,
     detect_hits,
 )
+from sessionfix.qc import QcParams, measure_track
+from sessionfix.session import TrackAudio, load_session
 
 SR = 48000
 
@@ -292,3 +300,27 @@ def test_attacks_refined_in_batches_are_placed_as_one_at_a_time() -> None:
     coarse = np.concatenate(([0, 5, 200, 3 * SR - 1, 3 * SR - 100], rng.integers(0, 3 * SR, 600)))
     one_at_a_time = [_refine(signal, int(c), SR, 0.05) for c in coarse]
     assert list(_refine_all(signal, coarse, SR, 0.05)) == one_at_a_time
+
+
+def test_the_detection_envelope_is_the_same_however_the_signal_is_fed(tmp_path: Path) -> None:
+    # the QC's pass feeds a close mic's envelope its decoded blocks; the detection's own pass 30-s pieces:
+    # both must give the values of one filtering of the whole track (blocks of 30 s, 1 s margins)
+    sr = 48000
+    rng = np.random.default_rng(11)
+    signal = (rng.standard_normal(67 * sr + 123) * 0.1).astype(np.float32)  # three blocks and a bit
+    signal[::9000] += 0.8  # clicks
+    listening = Listening.of("snare", sr, OnsetParams())
+    whole = band_envelope_db(signal, sr, listening.band, listening.hop, listening.window)
+    assert len(whole) == len(signal) // listening.hop
+    fed = BandEnvelope(len(signal), sr, listening)
+    cuts = np.sort(rng.choice(len(signal), 40, replace=False))
+    for piece in np.split(signal, cuts):
+        fed.feed(piece)
+    assert np.array_equal(fed.level, whole)
+    sf.write(tmp_path / "Snare Top.wav", signal, sr, subtype="FLOAT")
+    (track,) = load_session(tmp_path).tracks
+    heard = measure_track(track, params=QcParams(), listening=listening).heard
+    assert heard is not None and heard.listening == listening
+    assert np.array_equal(heard.level, whole)
+    decoded = band_envelope_db(TrackAudio(track), sr, listening.band, listening.hop, listening.window)
+    assert np.array_equal(decoded, whole)

@@ -132,27 +132,94 @@ CANDIDATE_BATCH = 256  # candidates whose windows are filtered at once
 FILTER_MARGIN_S = 1.0  # ...plus this much on each side, where the zero-phase filter's ringing has died away
 
 
+@dataclass(frozen=True)
+class Listening:
+    """Where and how finely a close mic's hits are looked for: the detection band (Hz) and the envelope's
+    hop and window (samples)."""
+
+    band: tuple[float, float]
+    hop: int
+    window: int
+
+    @classmethod
+    def of(cls, instrument: str, sr: int, params: OnsetParams, band: tuple[float, float] | None = None) -> Listening:
+        hop = max(1, int(params.hop_ms * 1e-3 * sr))
+        window = max(hop, int(params.window_ms * 1e-3 * sr))
+        return cls(band or DETECTION_BANDS.get(instrument, (100.0, 8000.0)), hop, window)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A close mic's detection envelope (`band_envelope_db`, dB per hop), made while another pass decoded
+    the stem (the QC's), so the hit detection need not decode and filter it again."""
+
+    listening: Listening
+    level: np.ndarray
+
+
+class BandEnvelope:
+    """`band_envelope_db` of a signal of `n` samples fed in order, a piece at a time (`feed`, then
+    `level`): filtered in blocks of ENVELOPE_BLOCK_S with FILTER_MARGIN_S of real audio either side of
+    each (the same values as filtering the whole track, to rounding), so memory holds a block, not the
+    track; the values do not depend on how the signal is cut into pieces."""
+
+    def __init__(self, n: int, sr: int, listening: Listening) -> None:
+        self.n, self.sr, self.listening = n, sr, listening
+        self.ends = np.arange(listening.hop, n + 1, listening.hop)
+        self.out = np.empty(len(self.ends))
+        self.per_block = max(1, int(ENVELOPE_BLOCK_S * sr) // listening.hop)
+        self.margin = int(FILTER_MARGIN_S * sr)
+        self.done = 0  # envelope values made
+        self.pieces: list[np.ndarray] = []  # the signal from sample `held_from` on, not yet needed whole
+        self.held_from = 0
+        self.held = 0
+
+    def _block(self) -> tuple[np.ndarray, int, int, int, int]:
+        """The next block's hop ends, the samples it covers [lo, hi) and those it filters [read_lo, read_hi)."""
+        block_ends = self.ends[self.done : self.done + self.per_block]
+        lo, hi = max(int(block_ends[0]) - self.listening.window, 0), int(block_ends[-1])
+        return block_ends, lo, hi, max(lo - self.margin, 0), min(hi + self.margin, self.n)
+
+    def feed(self, samples: np.ndarray) -> None:
+        """The next `samples` of the signal (mono, in order)."""
+        self.pieces.append(np.asarray(samples, np.float32))
+        self.held += len(samples)
+        while self.done < len(self.ends):
+            block_ends, lo, hi, read_lo, read_hi = self._block()
+            if self.held_from + self.held < read_hi:
+                return
+            audio = np.concatenate(self.pieces) if len(self.pieces) > 1 else self.pieces[0]
+            piece = audio[read_lo - self.held_from : read_hi - self.held_from]
+            filtered = band_filter(piece, self.sr, self.listening.band)[lo - read_lo : hi - read_lo]
+            energy = np.zeros(len(filtered) + 1)  # float64: the running sum of a long block keeps its precision
+            np.cumsum(np.square(filtered, dtype=np.float64), out=energy[1:])
+            starts = np.maximum(block_ends - self.listening.window, 0)
+            self.out[self.done : self.done + len(block_ends)] = 10 * np.log10(
+                (energy[block_ends - lo] - energy[starts - lo]) / np.maximum(block_ends - starts, 1) + 1e-14
+            )
+            self.done += len(block_ends)
+            keep_from = self._block()[3] if self.done < len(self.ends) else self.held_from + self.held
+            self.pieces = [audio[keep_from - self.held_from :]]
+            self.held -= keep_from - self.held_from
+            self.held_from = keep_from
+
+    @property
+    def level(self) -> np.ndarray:
+        """The envelope, dB per hop; once the whole signal has been fed."""
+        if self.done < len(self.ends):
+            raise ValueError(f"the envelope needs {self.n} samples; {self.held_from + self.held} were fed")
+        return self.out
+
+
 def band_envelope_db(signal: Audio, sr: int, band: tuple[float, float], hop: int, window: int) -> np.ndarray:
-    """`_envelope_db` of the band-filtered signal, computed in blocks of ENVELOPE_BLOCK_S with
-    FILTER_MARGIN_S of real audio either side of each (the same values as filtering the whole track, to
-    rounding), so a long track costs no more memory than a block."""
+    """`_envelope_db` of the band-filtered signal (see BandEnvelope), the signal read ENVELOPE_BLOCK_S at a
+    time, so a long track costs no more memory than a block."""
     n = len(signal)
-    ends = np.arange(hop, n + 1, hop)
-    level = np.empty(len(ends))
-    per_block = max(1, int(ENVELOPE_BLOCK_S * sr) // hop)
-    margin = int(FILTER_MARGIN_S * sr)
-    for k0 in range(0, len(ends), per_block):
-        block_ends = ends[k0 : k0 + per_block]
-        lo, hi = max(int(block_ends[0]) - window, 0), int(block_ends[-1])
-        read_lo, read_hi = max(lo - margin, 0), min(hi + margin, n)
-        filtered = band_filter(np.asarray(signal[read_lo:read_hi]), sr, band)[lo - read_lo : hi - read_lo]
-        energy = np.zeros(len(filtered) + 1)  # float64: the running sum of a long block keeps its precision
-        np.cumsum(np.square(filtered, dtype=np.float64), out=energy[1:])
-        starts = np.maximum(block_ends - window, 0)
-        level[k0 : k0 + len(block_ends)] = 10 * np.log10(
-            (energy[block_ends - lo] - energy[starts - lo]) / np.maximum(block_ends - starts, 1) + 1e-14
-        )
-    return level
+    envelope = BandEnvelope(n, sr, Listening(band, hop, window))
+    step = int(ENVELOPE_BLOCK_S * sr)
+    for lo in range(0, n, step):
+        envelope.feed(np.asarray(signal[lo : min(lo + step, n)]))
+    return envelope.level
 
 
 def _refine(signal: Audio, coarse: int, sr: int, fraction: float) -> int:
@@ -303,21 +370,27 @@ def detect_hits(
     params: OnsetParams,
     start: int = 0,
     band: tuple[float, float] | None = None,
+    heard: Heard | None = None,
 ) -> Hits:
     """Hits of `instrument` in one close mic's audio.
 
     signal : the mic on the session timeline from position `start` (an array, or a TrackAudio that is
         decoded a block at a time).
     band : where to listen, Hz (default DETECTION_BANDS[instrument]).
+    heard : the signal's detection envelope as made on another pass; used where it was made as this
+        detection listens (otherwise the envelope is made here).
     Returns positions in samples on the session timeline.
 
     Every test is made on each candidate against references that do not depend on the thresholds (the
     mic's loud level, the spectrum of its loud hits, the candidates above a fixed rise), so raising
     `rise_db`, lowering `bleed_db` or raising `min_similarity` can only remove hits.
     """
-    band = band or DETECTION_BANDS.get(instrument, (100.0, 8000.0))
-    hop = max(1, int(params.hop_ms * 1e-3 * sr))
-    level = band_envelope_db(signal, sr, band, hop, window=max(hop, int(params.window_ms * 1e-3 * sr)))
+    listening = Listening.of(instrument, sr, params, band)
+    hop = listening.hop
+    if heard is not None and heard.listening == listening and len(heard.level) == len(signal) // hop:
+        level = heard.level
+    else:
+        level = band_envelope_db(signal, sr, listening.band, hop, listening.window)
     empty = Hits(track, np.zeros(0, np.int64), np.zeros(0))
     if not level.size:
         return empty
@@ -633,11 +706,13 @@ def _rise_db(band: np.ndarray, positions: np.ndarray, sr: int) -> np.ndarray:
     return 10 * np.log10((after + 1e-12) / (before + 1e-12))
 
 
-def _close_mic_hits(task: tuple[Track, str, int, OnsetParams]) -> Hits:
+def _close_mic_hits(task: tuple[Track, str, int, OnsetParams, Heard | None]) -> Hits:
     """One close mic's hits (a task for `map_ordered`)."""
-    track, instrument, sr, params = task
+    track, instrument, sr, params, heard = task
     audio = TrackAudio(track)  # decoded a block at a time: memory does not grow with the track
-    return detect_hits(audio, sr=sr, instrument=instrument, track=track.name, params=params, start=track.offset)
+    return detect_hits(
+        audio, sr=sr, instrument=instrument, track=track.name, params=params, start=track.offset, heard=heard
+    )
 
 
 def find_close_mic_hits(
@@ -649,14 +724,16 @@ def find_close_mic_hits(
     progress: Progress = quiet,
     jobs: int = 1,
     known: dict[str, Hits] | None = None,
+    heard: dict[str, Heard] | None = None,
 ) -> dict[str, Hits]:
     """Every close mic's hits as detected on it alone, `jobs` mics at a time (same results); positions are
     samples on the session timeline. `attribute_bleed` then gives each drum's hits to its own mic. Mics
-    in `known` keep the hits given there (found on a byte-identical stem at the same place)."""
+    in `known` keep the hits given there (found on a byte-identical stem at the same place); `heard`: mics'
+    detection envelopes made on another pass (`Heard`)."""
     sr = session.sr or 0
-    known = known or {}
+    known, heard = known or {}, heard or {}
     unknown = [name for name in layout.close if name not in known]
-    tasks = [(session.track(name), roles[name], sr, params) for name in unknown]
+    tasks = [(session.track(name), roles[name], sr, params, heard.get(name)) for name in unknown]
     found = map_ordered(_close_mic_hits, tasks, jobs=jobs, progress=progress, stage="Finding drum hits")
     fresh = dict(zip(unknown, found, strict=True))
     return {name: known[name] if name in known else fresh[name] for name in layout.close}

@@ -25,7 +25,9 @@ from .grid import Tempo
 from .kit import KitAnalysis, KitParams, analyse_kit, kit_tempo, mix_tempo
 from .lags import measure_kit
 from .onsets import (
+    Heard,
     Hits,
+    Listening,
     at_played,
     attribute_bleed,
     bleed_where_played,
@@ -155,7 +157,12 @@ def scan(
     roles = assign_roles([t.name for t in session.tracks], overrides=config.roles)
     layout = kit_layout(roles, pairs=config.pairs)
     known_stats = earlier.stats(session) if earlier is not None else None
-    qc = check_session(session, layout=layout, params=config.qc, progress=progress, jobs=jobs, known=known_stats)
+    kit_params = KitParams()
+    # the close mics' detection envelopes are made on the QC's pass: one decode of each for both
+    listen = {name: Listening.of(roles[name], session.sr or 0, kit_params.onsets) for name in layout.close}
+    qc = check_session(
+        session, layout=layout, params=config.qc, progress=progress, jobs=jobs, known=known_stats, listen=listen
+    )
     usable = usable_tracks(session, qc)
     guesses = _roles_by_audio(session, roles, usable=usable, named=set(config.roles), progress=progress)
     confident = {n: role for n, (role, p) in guesses.items() if p >= MIN_CONFIDENCE}
@@ -179,12 +186,13 @@ def scan(
         session,
         layout.only(usable),
         roles,
-        KitParams(),
+        kit_params,
         progress,
         usable=usable,
         jobs=jobs,
         on_tempo=start_parts,
         known_hits=known_hits,
+        heard={name: stats.heard for name, stats in qc.stats.items() if stats.heard is not None},
     )
     part_list = started[0].results(progress=progress, stage="Tracking pitch")
     analysed = combine_parts(part_list, tempo=kit.tempo, params=parts_params)
@@ -231,14 +239,23 @@ def analyse_kit_stage(
     jobs: int = 1,
     on_tempo: Callable[[Tempo | None], None] | None = None,
     known_hits: dict[str, Hits] | None = None,
+    heard: dict[str, Heard] | None = None,
 ) -> KitAnalysis:
     """Hits on the close mics, the tempo grid, per-hit lags against every reference, then the verdicts.
     `usable`: the tracks a one-mic kit may be read from (default: all). `on_tempo` is told the grid as
     soon as it is known, before the lags are measured. `known_hits`: close mics' hits as found before, on
-    byte-identical stems at the same place (not detected again)."""
+    byte-identical stems at the same place (not detected again). `heard`: close mics' detection
+    envelopes made on the QC's pass."""
     sr = session.sr or 0
     found = find_close_mic_hits(
-        session, layout=layout, roles=roles, params=params.onsets, progress=progress, jobs=jobs, known=known_hits
+        session,
+        layout=layout,
+        roles=roles,
+        params=params.onsets,
+        progress=progress,
+        jobs=jobs,
+        known=known_hits,
+        heard=heard,
     )
     drum_of = {name: drum_key(name, roles[name]) for name in found}
     hits = attribute_bleed(found, drum_of, sr=sr)

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from .findings import Finding, Severity
+from .onsets import BandEnvelope, Heard, Listening
 from .parallel import map_outcomes
 from .progress import Progress, quiet
 from .roles import SAME_DRUM_DB, KitLayout, is_underside
@@ -77,6 +78,7 @@ class TrackStats:
     envelope: np.ndarray  # max |x| of the channel mean per ENVELOPE_HOP samples, float32
     invalid_runs: tuple[tuple[int, int], ...] = ()  # [start, end) of each run of NaN/infinite samples
     invalid_frames: int = 0  # frames holding a NaN or an infinity (the other measures read them as 0)
+    heard: Heard | None = None  # a close mic's detection envelope, made on this pass (`measure_track`)
 
     @property
     def peak_dbfs(self) -> float:
@@ -118,11 +120,15 @@ def _dc_offset(window_sums: np.ndarray, frames: int, sr: int) -> tuple[float, ..
     return tuple(np.median(window_sums[used] / counts[used, None], axis=0).tolist())
 
 
-def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_FRAMES) -> TrackStats:
-    """Stream one file once and collect everything the checks need.
+def measure_track(
+    track: Track, *, params: QcParams, block_frames: int = BLOCK_FRAMES, listening: Listening | None = None
+) -> TrackStats:
+    """Stream one file once and collect everything the checks need; with `listening`, the close mic's
+    detection envelope too (`TrackStats.heard`: the hit detection then need not decode the stem again).
 
     Raises `RuntimeError`/`OSError` when the file cannot be decoded to its declared length.
     """
+    detection = BandEnvelope(track.frames, track.sr, listening) if listening is not None else None
     threshold = full_scale_threshold(track.subtype)
     can_hold_nan = track.subtype not in SUBTYPE_BITS  # a float file can; PCM cannot
     checksum = 0
@@ -172,6 +178,8 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
                     runs.append((start, pos + e))
 
         mean = block[:, 0] if track.channels == 1 else block.mean(axis=1)
+        if detection is not None:
+            detection.feed(mean)  # (a block with NaN or infinity leaves it unmade, below)
         pending = np.concatenate((pending, np.abs(mean)))  # samples not yet in a full hop
         whole = len(pending) // ENVELOPE_HOP * ENVELOPE_HOP
         hops.append(pending[:whole].reshape(-1, ENVELOPE_HOP).max(axis=1))
@@ -192,7 +200,13 @@ def measure_track(track: Track, *, params: QcParams, block_frames: int = BLOCK_F
         envelope=envelope,
         invalid_runs=_merge_runs(invalid),
         invalid_frames=invalid_frames,
+        heard=Heard(listening, detection.level) if detection is not None and listening and not invalid_frames else None,
     )
+
+
+def _measure(track: Track, *, params: QcParams, listen: dict[str, Listening]) -> TrackStats:
+    """`measure_track` of one of a session's tracks (a task for `map_outcomes`)."""
+    return measure_track(track, params=params, listening=listen.get(track.name))
 
 
 def _merge_runs(runs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -539,17 +553,23 @@ def check_session(
     progress: Progress = quiet,
     jobs: int = 1,
     known: dict[str, TrackStats] | None = None,
+    listen: dict[str, Listening] | None = None,
 ) -> QcResult:
     """All technical checks of item `qc`: format, level, clipping, DC, silence, duplicates, polarity.
     The tracks are measured `jobs` at a time (same results); those in `known` (by name) are taken as
-    measured there (a stem copied byte for byte from a session scanned before)."""
+    measured there (a stem copied byte for byte from a session scanned before). `listen`: close mics whose
+    detection envelope is made on the same pass (by name; `TrackStats.heard`)."""
     stats: dict[str, TrackStats] = {}
     findings: list[Finding] = list(_format_findings(session, params))
     sr = session.sr or 48000
     known = known or {}
     unknown = [t for t in session.tracks if t.name not in known]
     fresh = map_outcomes(
-        partial(measure_track, params=params), unknown, jobs=jobs, progress=progress, stage="Checking tracks"
+        partial(_measure, params=params, listen=listen or {}),
+        unknown,
+        jobs=jobs,
+        progress=progress,
+        stage="Checking tracks",
     )
     by_name: dict[str, TrackStats | Exception] = {**known, **{t.name: r for t, r in zip(unknown, fresh, strict=True)}}
     measured = [by_name[t.name] for t in session.tracks]
