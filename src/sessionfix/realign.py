@@ -233,9 +233,9 @@ def render(x: np.ndarray, plan: EditPlan, *, start: int = 0) -> np.ndarray:
         return out
     bounds = plan.boundaries() - start
     moves = (0.0, *plan.moves)
-    edges = np.concatenate(([0], bounds, [n]))
     fade_out, fade_in = crossfade_gains(plan.crossfade)
-    edges = [min(max(int(e), 0), n) for e in edges]  # (Python ints: np.clip per scalar cost 0.3 s a session)
+    # Python ints: np.clip per numpy scalar cost 0.3 s a session
+    edges = [0, *(min(max(int(b), 0), n) for b in bounds), n]
     for k in range(1, len(moves)):
         lo, hi = edges[k], edges[k + 1]
         if hi > lo:
