@@ -170,15 +170,17 @@ def write_stem(
 ) -> None:
     """Write `audio` (frames, channels) to `path` in the track's format and with its WAV metadata; at
     `sr` (default the track's rate), with the BWF time reference set to `time_reference` if given. A WAV
-    is built in memory with its metadata and written once (the source's audio is not read again)."""
+    with metadata chunks to carry is built in memory with them and written once (the source's audio is not
+    read again); any other file libsndfile writes itself."""
     rate = sr or track.sr
     try:
-        if track.container != "WAV":
+        carried = _metadata_chunks(track.path) if track.container == "WAV" else None
+        if not carried:  # nothing to carry over: libsndfile writes the file itself
             sf.write(os.fsencode(path), audio, rate, subtype=track.subtype, format=track.container)
             return
         buffer = io.BytesIO()
         sf.write(buffer, audio, rate, subtype=track.subtype, format="WAV")
-        pieces = _with_metadata(buffer, _metadata_chunks(track.path), time_reference)
+        pieces = _with_metadata(buffer, carried, time_reference)
         with open(os.fsencode(path), "wb") as fh:
             for piece in pieces:
                 fh.write(piece)
