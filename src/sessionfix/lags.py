@@ -252,10 +252,9 @@ def _matched(
     raw = sp_fft.irfft(spectrum, band.n_fft, axis=1)[:, columns]
     norm = np.sqrt((c_power @ (np.abs(template) ** 2 * band.twice)) / band.n_fft * r_energy)
     heard = norm > 0
-    if heard.all():
-        raw /= norm[:, None]
-        return raw
-    return np.divide(raw, norm[:, None], out=np.zeros_like(raw), where=heard[:, None])
+    np.divide(raw, norm[:, None], out=raw, where=heard[:, None])  # in place: `raw` is a copy already
+    raw[~heard] = 0.0
+    return raw
 
 
 def _match(

@@ -200,7 +200,7 @@ def measure_track(
         envelope=envelope,
         invalid_runs=_merge_runs(invalid),
         invalid_frames=invalid_frames,
-        heard=Heard(listening, detection.level) if detection is not None and listening and not invalid_frames else None,
+        heard=Heard(detection.listening, detection.level) if detection is not None and not invalid_frames else None,
     )
 
 

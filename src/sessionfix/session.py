@@ -467,16 +467,23 @@ def read_windows(track: Track, starts: np.ndarray, frames: int) -> np.ndarray:
         return np.zeros((len(starts), max(frames, 0)), dtype=np.float32)
     order = np.argsort(starts, kind="stable")
     ordered = np.asarray(starts, np.int64)[order]
-    # overlapping windows are one span, read once
-    breaks = np.flatnonzero(np.diff(ordered) > frames) + 1
-    groups = np.split(np.arange(len(ordered)), breaks)
-    firsts = np.array([ordered[g[0]] for g in groups], np.int64)
-    lasts = np.array([ordered[g[-1]] + frames for g in groups], np.int64)
+    firsts, lasts, stretch = _union(ordered, frames)  # overlapping windows are one span, read once
     spans = read_spans(track, firsts, lasts)
-    sizes = [len(g) for g in groups]
+    offsets = np.concatenate(([0], np.cumsum(lasts - firsts)[:-1]))  # where each span starts in `spans`
     at = np.empty(len(ordered), np.int64)  # where each window starts in `spans`, in the order asked
-    at[order] = np.repeat(np.concatenate(([0], np.cumsum(lasts - firsts)))[:-1] - firsts, sizes) + ordered
+    at[order] = offsets[stretch] + ordered - firsts[stretch]
     return sliding_window_view(spans, frames)[at]
+
+
+def _union(ordered: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stretches [firsts, lasts) that windows of `length` samples at sorted positions `ordered` cover,
+    overlapping or touching windows merged into one; and the index of each window's stretch."""
+    if not len(ordered):
+        return ordered, ordered, np.zeros(0, np.int64)
+    stretch = np.concatenate(([0], np.cumsum(np.diff(ordered) > length)))
+    heads = np.flatnonzero(np.diff(stretch, prepend=-1))
+    tails = np.append(heads[1:] - 1, len(ordered) - 1)
+    return ordered[heads], ordered[tails] + length, stretch
 
 
 class TrackAudio:
@@ -511,11 +518,8 @@ class HeldWindows(TrackAudio):
 
     def __init__(self, audio: TrackAudio, centres: np.ndarray, *, before: int, after: int) -> None:
         super().__init__(audio.track, start=audio.start, frames=audio.frames)
-        firsts = np.unique(np.asarray(centres, np.int64)) - before
         # overlapping or touching stretches are one: (start, end) of each, samples into this audio
-        breaks = np.flatnonzero(firsts[1:] > firsts[:-1] + before + after) + 1
-        self.held_starts = firsts[np.concatenate(([0], breaks))] if len(firsts) else firsts
-        self.held_ends = (firsts[np.concatenate((breaks - 1, [-1]))] + before + after) if len(firsts) else firsts
+        self.held_starts, self.held_ends, _ = _union(np.unique(np.asarray(centres, np.int64)) - before, before + after)
         self.held_at = np.concatenate(([0], np.cumsum(self.held_ends - self.held_starts)))
         self.held = read_spans(self.track, self.start + self.held_starts, self.start + self.held_ends)
 
