@@ -639,7 +639,8 @@ def repair_command(
             remaining += after
             was = _finding_text(before) if before or op.kind != "timeline" else f"starts at {op.value:g} s"
             table.add_row(stem.track, words(op.kind), was, _finding_text(after) if after else "gone")
-    console.print(table)
+    if table.row_count:  # nothing repaired: no empty table
+        console.print(table)
     if remaining:
         console.print(
             f"Still there after repair: {', '.join(sorted({f'{f.track} {words(f.kind)}' for f in remaining}))}"
