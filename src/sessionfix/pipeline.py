@@ -51,8 +51,9 @@ from .rolemodel import (
     guess_roles,
     level_db,
     load_model,
+    running_energy,
     session_context,
-    track_features,
+    sound_features,
 )
 from .roles import KIT_ROLES, PITCHED_ROLES, KitLayout, KitPair, Role, assign_roles, drum_key, kit_layout
 from .session import (
@@ -333,12 +334,21 @@ def _roles_by_audio(
         """The track's first FEATURE_SECONDS (read per use: memory holds one track's, not the session's)."""
         return read(t, start=t.offset, frames=min(t.frames, int(FEATURE_SECONDS * t.sr)))
 
-    levels = {t.name: level_db(opening(t), t.sr) for t in session.tracks if t.name in usable}  # 1 ms steps
+    # every usable stem's level (1 ms steps) for the session context, and each unnamed one's own features,
+    # from one read of its opening; a step per unnamed stem
+    progress("Roles from audio", 0, len(unnamed))
+    wanted = {t.name for t in unnamed}
+    levels, sounds = {}, {}
+    for t in session.tracks:
+        if t.name in usable:
+            audio = opening(t)
+            energy = running_energy(audio, t.sr)
+            levels[t.name] = level_db(audio, t.sr, energy)
+            if t.name in wanted:
+                sounds[t.name] = sound_features(audio, t.sr, energy)
+                progress("Roles from audio", len(sounds), len(unnamed))
     context = session_context({name: envelope_of_level(level) for name, level in levels.items()})
-    features = {}
-    for i, t in enumerate(unnamed):
-        progress("Roles from audio", i, len(unnamed))
-        features[t.name] = track_features(opening(t), t.sr, context[t.name])
+    features = {t.name: np.concatenate((sounds[t.name], context[t.name])) for t in unnamed}
     arrival = {name: c[1] for name, c in context.items()}
     first = guess_roles(model, features, arrival)  # the model's own confidences pick _far_arrivals' close mic
     guessed = {**roles, **{n: cast(Role, r) for n, (r, _) in first.items()}}

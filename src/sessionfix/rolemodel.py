@@ -104,13 +104,26 @@ def load_model(folder: Path | None = None) -> RoleModel:
 def track_features(signal: np.ndarray, sr: int, context: tuple[float, ...] = (0.0, 0.0, 0.0)) -> np.ndarray:
     """FEATURES of a mono signal (its first FEATURE_SECONDS are used), with its session context
     (`session_context`)."""
+    return np.concatenate((sound_features(signal, sr), context))
+
+
+def running_energy(signal: np.ndarray, sr: int) -> np.ndarray:
+    """The running sum of squares over the first FEATURE_SECONDS (float64, a 0 first): what `level_db`
+    and `sound_features` both sum, made once for a stem."""
+    x = np.asarray(signal)[: int(FEATURE_SECONDS * sr)]
+    return np.concatenate(([0.0], np.cumsum(np.square(x, dtype=np.float64))))
+
+
+def sound_features(signal: np.ndarray, sr: int, energy: np.ndarray | None = None) -> np.ndarray:
+    """FEATURES of a mono signal but its session context (the first FEATURE_SECONDS are used); `energy`:
+    its `running_energy`, when already made."""
     import librosa
 
     from .parts import HOP, PartsParams, yin
 
     x = np.asarray(signal, np.float32)[: int(FEATURE_SECONDS * sr)]
     if len(x) < MIN_SECONDS * sr or not np.any(x):
-        return np.concatenate((np.zeros(len(FEATURES) - 3), context))
+        return np.zeros(len(FEATURES) - 3)
     # a role needs the share of pitched frames and the typical pitch, not a contour: every 20 ms is ample
     f0, _ = yin(x, sr, threshold=PartsParams().yin_threshold, hop=2 * HOP)
     voiced = np.isfinite(f0)
@@ -145,7 +158,7 @@ def track_features(signal: np.ndarray, sr: int, context: tuple[float, ...] = (0.
     envelope = librosa.onset.onset_strength(S=decibels, sr=sr, hop_length=hop)
     onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=sr, hop_length=hop, units="samples")
     rate = float(np.log1p(len(onsets) / (len(x) / sr)))
-    energy = np.concatenate(([0.0], np.cumsum(np.square(x, dtype=np.float64))))
+    energy = running_energy(x, sr) if energy is None else energy
     rms = float(np.sqrt(energy[-1] / len(x))) + 1e-12
     crest = float(20 * np.log10(np.max(np.abs(x)) / rms))
 
@@ -173,17 +186,16 @@ def track_features(signal: np.ndarray, sr: int, context: tuple[float, ...] = (0.
             crest,
             ring,
             sustain,
-            *context,
         ]
     )
 
 
-def level_db(signal: np.ndarray, sr: int) -> np.ndarray:
-    """Level (dB, 3 ms RMS) every 1 ms over the first FEATURE_SECONDS."""
-    x = np.asarray(signal, np.float64)[: int(FEATURE_SECONDS * sr)]
+def level_db(signal: np.ndarray, sr: int, energy: np.ndarray | None = None) -> np.ndarray:
+    """Level (dB, 3 ms RMS) every 1 ms over the first FEATURE_SECONDS; `energy`: the signal's
+    `running_energy`, when already made."""
+    energy = running_energy(signal, sr) if energy is None else energy
     hop, window = max(1, sr // 1000), max(1, 3 * sr // 1000)
-    energy = np.concatenate(([0.0], np.cumsum(x**2)))
-    ends = np.arange(window, len(x) + 1, hop)
+    ends = np.arange(window, len(energy), hop)
     if not ends.size:
         return np.zeros(1)
     return 10 * np.log10((energy[ends] - energy[ends - window]) / window + 1e-12)
