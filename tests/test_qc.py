@@ -84,9 +84,25 @@ def test_envelope_and_statistics_do_not_depend_on_block_size(tmp_path: Path) -> 
     a = measure_track(track, params=QcParams(), block_frames=256)
     b = measure_track(track, params=QcParams(), block_frames=1 << 16)
     np.testing.assert_array_equal(a.envelope, b.envelope)
-    assert a.digest == b.digest and a.peak == b.peak
+    assert a.peak == b.peak and a.identical_channels == b.identical_channels
     assert a.dc == pytest.approx(b.dc) and a.dc == pytest.approx((0.01, 0.01), abs=2e-3)
     assert len(a.envelope) == -(-30011 // 256)
+
+
+def test_a_duplicate_has_the_same_samples_not_only_the_same_envelope(tmp_path: Path) -> None:
+    """A copy is a duplicate; a copy in reversed polarity, or one that differs in a single sample, has the
+    same envelope (max |x| per hop) but is not."""
+    x = np.random.default_rng(8).standard_normal(48000 * 3) * 0.1
+    changed = x.copy()
+    changed[1000] += 0.001  # not its hop's peak: the envelope stays (asserted below)
+    for name, audio in (("Gtr A.wav", x), ("Gtr B.wav", x), ("Gtr C.wav", -x), ("Gtr D.wav", changed)):
+        sf.write(tmp_path / name, audio, 48000, subtype="FLOAT")
+    result = scan(tmp_path, parts=False)
+    stats = result.qc.stats
+    assert np.array_equal(stats["Gtr A.wav"].envelope, stats["Gtr C.wav"].envelope)
+    assert np.array_equal(stats["Gtr A.wav"].envelope, stats["Gtr D.wav"].envelope)
+    duplicates = [(f.track, f.message) for f in result.findings if f.kind == "duplicate"]
+    assert len(duplicates) == 1 and duplicates[0][0] == "Gtr B.wav" and "Gtr A.wav" in duplicates[0][1]
 
 
 def _kit(tmp_path: Path, flip: dict[str, float]) -> Path:
