@@ -8,7 +8,7 @@ import soundfile as sf
 
 from conftest import FIXTURES
 from sessionfix.errors import NoAudio, SessionNotFound
-from sessionfix.session import HeldWindows, TrackAudio, load_session, read
+from sessionfix.session import HeldWindows, TrackAudio, load_session, opened, read
 
 
 def test_unreadable_and_unsupported_files_become_findings_and_the_rest_loads() -> None:
@@ -134,3 +134,10 @@ def test_windows_are_the_samples_of_one_whole_read(tmp_path: Path, channels: int
         assert np.array_equal(stem.windows(starts, frames), expected)
         held = HeldWindows(stem, starts[:6], before=3_000, after=8_000)
         assert np.array_equal(held.windows(starts, frames), expected)
+    # slices through one open file: the same samples, zeros outside the stem, in any order
+    late = TrackAudio(track, start=-sr // 2)  # from half a second before the stem
+    with opened(late) as held_open:
+        for lo, hi in ((0, 100), (sr // 2 - 10, sr // 2 + 10), (90_000, 91_000), (len(late) - 5, len(late) + 5)):
+            assert np.array_equal(held_open[lo:hi], late[lo:hi]) and len(late[lo:hi]) == min(hi, len(late)) - lo
+        assert not held_open[:100].any() and held_open[sr // 2 : sr // 2 + 100].any()  # zeros before the stem
+    assert opened(whole).__enter__() is whole  # an array as it is

@@ -19,7 +19,7 @@ from scipy.signal import butter, find_peaks, sosfiltfilt
 from .parallel import map_ordered
 from .progress import Progress, quiet
 from .roles import SAME_DRUM_DB, KitLayout, Role
-from .session import Audio, HeldWindows, Session, Track, TrackAudio, windows
+from .session import Audio, HeldWindows, Session, Track, TrackAudio, opened, windows
 
 # Band in which each instrument's own hits stand out from the kit's bleed, Hz.
 DETECTION_BANDS: dict[str, tuple[float, float]] = {
@@ -288,6 +288,14 @@ def attack_times(
     ATTACK_SHARE of the way from the level before it (its lowest point in the 40 ms before the rise:
     the previous sound's tail) to the attack's peak (the 30 ms after). A quiet noise before the attack
     (a pick, a finger on the string) is not the attack."""
+    with opened(signal) as audio:  # a stem's file open once for all its notes
+        return _attack_times(audio, sr, near_s, period_s, before_s=before_s, after_s=after_s)
+
+
+def _attack_times(
+    signal: Audio, sr: int, near_s: np.ndarray, period_s: np.ndarray, *, before_s: float, after_s: float
+) -> np.ndarray:
+    """`attack_times` of a signal read note by note."""
     hop = max(1, int(0.001 * sr))
     out = np.asarray(near_s, float).copy()
     for i, (t, period) in enumerate(zip(near_s, period_s, strict=True)):

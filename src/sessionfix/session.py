@@ -15,6 +15,7 @@ import stat
 import struct
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -397,12 +398,20 @@ def iter_blocks(track: Track, *, block_frames: int = BLOCK_FRAMES) -> Iterator[n
         raise RuntimeError(f"only {read} of {track.frames} frames could be decoded")
 
 
-def read(track: Track, *, start: int | None = None, frames: int | None = None, mono: bool = True) -> np.ndarray:
+def read(
+    track: Track,
+    *,
+    start: int | None = None,
+    frames: int | None = None,
+    mono: bool = True,
+    handle: sf.SoundFile | None = None,
+) -> np.ndarray:
     """Audio on the session timeline: `frames` samples from timeline position `start` (samples); by
     default the stem itself (from its own offset: a stem placed hours into the day costs no more).
 
     Positions outside the stem read as zeros, so stems with different BWF offsets line up.
-    Mono reads average the channels.
+    Mono reads average the channels. `handle`: the stem's file already open (`opened`), else it is
+    opened for this read.
     """
     if start is None:
         start = track.offset
@@ -412,9 +421,13 @@ def read(track: Track, *, start: int | None = None, frames: int | None = None, m
     lo = max(start, track.offset)
     hi = min(start + frames, track.end)
     if hi > lo:
-        with sf.SoundFile(os.fsencode(track.path)) as fh:
-            fh.seek(lo - track.offset)
-            got = fh.read(hi - lo, dtype="float32", always_2d=True)
+        if handle is None:
+            with sf.SoundFile(os.fsencode(track.path)) as fh:
+                fh.seek(lo - track.offset)
+                got = fh.read(hi - lo, dtype="float32", always_2d=True)
+        else:
+            handle.seek(lo - track.offset)
+            got = handle.read(hi - lo, dtype="float32", always_2d=True)
         out[lo - start : lo - start + len(got)] = got
     return _mono(out) if mono else out
 
@@ -541,6 +554,32 @@ class HeldWindows(TrackAudio):
 
 
 Audio = np.ndarray | TrackAudio  # what an analysis stage reads: an array, or a stem decoded on demand
+
+
+class _OpenTrackAudio(TrackAudio):
+    """A TrackAudio whose slices are read through one open file (`opened`)."""
+
+    def __init__(self, audio: TrackAudio, handle: sf.SoundFile) -> None:
+        super().__init__(audio.track, start=audio.start, frames=audio.frames)
+        self.handle = handle
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("TrackAudio reads contiguous slices only")
+        lo, hi, _ = key.indices(len(self))
+        return read(self.track, start=self.start + lo, frames=max(hi - lo, 0), handle=self.handle)
+
+
+@contextmanager
+def opened(signal: Audio) -> Iterator[Audio]:
+    """`signal` for many short slices: a TrackAudio's file held open meanwhile (opening it for each read
+    costs 0.1 ms, as much as decoding a note's span: a bass line's 600 notes took 0.2 s, 0.13 s so);
+    an array as it is. The same samples either way."""
+    if not isinstance(signal, TrackAudio):
+        yield signal
+        return
+    with sf.SoundFile(os.fsencode(signal.track.path)) as handle:
+        yield _OpenTrackAudio(signal, handle)
 
 
 def windows(signal: Audio, starts: np.ndarray, frames: int) -> np.ndarray:
