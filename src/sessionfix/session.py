@@ -504,10 +504,13 @@ class TrackAudio:
     zeros outside the stem) like a numpy array, and `windows`. A stage that works in windows then holds
     a window of a long track, never the whole of it."""
 
-    def __init__(self, track: Track, *, start: int | None = None, frames: int | None = None) -> None:
+    def __init__(
+        self, track: Track, *, start: int | None = None, frames: int | None = None, handle: sf.SoundFile | None = None
+    ) -> None:
         self.track = track
         self.start = track.offset if start is None else start
         self.frames = track.end - self.start if frames is None else frames
+        self.handle = handle  # the file held open for its slices (`opened`), else opened per slice
 
     def __len__(self) -> int:
         return max(self.frames, 0)
@@ -516,7 +519,7 @@ class TrackAudio:
         if not isinstance(key, slice) or key.step not in (None, 1):
             raise TypeError("TrackAudio reads contiguous slices only")
         lo, hi, _ = key.indices(len(self))
-        return read(self.track, start=self.start + lo, frames=max(hi - lo, 0))
+        return read(self.track, start=self.start + lo, frames=max(hi - lo, 0), handle=self.handle)
 
     def windows(self, starts: np.ndarray, frames: int) -> np.ndarray:
         """Windows of `frames` samples at positions `starts` (samples into this audio), zeros outside."""
@@ -556,30 +559,16 @@ class HeldWindows(TrackAudio):
 Audio = np.ndarray | TrackAudio  # what an analysis stage reads: an array, or a stem decoded on demand
 
 
-class _OpenTrackAudio(TrackAudio):
-    """A TrackAudio whose slices are read through one open file (`opened`)."""
-
-    def __init__(self, audio: TrackAudio, handle: sf.SoundFile) -> None:
-        super().__init__(audio.track, start=audio.start, frames=audio.frames)
-        self.handle = handle
-
-    def __getitem__(self, key: slice) -> np.ndarray:
-        if not isinstance(key, slice) or key.step not in (None, 1):
-            raise TypeError("TrackAudio reads contiguous slices only")
-        lo, hi, _ = key.indices(len(self))
-        return read(self.track, start=self.start + lo, frames=max(hi - lo, 0), handle=self.handle)
-
-
 @contextmanager
 def opened(signal: Audio) -> Iterator[Audio]:
     """`signal` for many short slices: a TrackAudio's file held open meanwhile (opening it for each read
     costs 0.1 ms, as much as decoding a note's span: a bass line's 600 notes took 0.2 s, 0.13 s so);
-    an array as it is. The same samples either way."""
+    an array as it is. The same samples either way (a HeldWindows' windows are then decoded again)."""
     if not isinstance(signal, TrackAudio):
         yield signal
         return
     with sf.SoundFile(os.fsencode(signal.track.path)) as handle:
-        yield _OpenTrackAudio(signal, handle)
+        yield TrackAudio(signal.track, start=signal.start, frames=signal.frames, handle=handle)
 
 
 def windows(signal: Audio, starts: np.ndarray, frames: int) -> np.ndarray:
