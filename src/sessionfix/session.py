@@ -15,7 +15,7 @@ import stat
 import struct
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -421,13 +421,9 @@ def read(
     lo = max(start, track.offset)
     hi = min(start + frames, track.end)
     if hi > lo:
-        if handle is None:
-            with sf.SoundFile(os.fsencode(track.path)) as fh:
-                fh.seek(lo - track.offset)
-                got = fh.read(hi - lo, dtype="float32", always_2d=True)
-        else:
-            handle.seek(lo - track.offset)
-            got = handle.read(hi - lo, dtype="float32", always_2d=True)
+        with sf.SoundFile(os.fsencode(track.path)) if handle is None else nullcontext(handle) as fh:
+            fh.seek(lo - track.offset)
+            got = fh.read(hi - lo, dtype="float32", always_2d=True)
         out[lo - start : lo - start + len(got)] = got
     return _mono(out) if mono else out
 
