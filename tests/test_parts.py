@@ -7,11 +7,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
 from sessionfix.grid import Tempo
-from sessionfix.parts import PartAnalysis, PartsParams, analyse_part, combine_parts, yin
+from sessionfix.parts import (
+    ANALYSIS_SR,
+    FMIN,
+    HOP,
+    PartAnalysis,
+    PartsParams,
+    PitchTrack,
+    _yin_frames,
+    analyse_part,
+    combine_parts,
+    yin,
+)
 from sessionfix.pipeline import scan
+from sessionfix.qc import QcParams, measure_track
 from sessionfix.report.json_report import scan_to_dict
+from sessionfix.session import TrackAudio, load_session
 
 SR = 48000
 TEMPO = Tempo.straight(bpm=120.0, first_beat_s=0.5, meter=4, end_s=17.0)
@@ -54,6 +68,35 @@ def test_yin_measures_a_steady_tone_to_a_cent(cents: float, note_hz: float) -> N
     f0, _ = yin(x, SR, threshold=0.15)
     measured = 1200 * np.log2(np.nanmedian(f0) / note_hz)
     assert measured == pytest.approx(cents, abs=1.0)
+
+
+def test_the_pitch_track_is_the_same_however_the_signal_is_fed(tmp_path: Path) -> None:
+    # the QC's pass feeds a pitched track's f0 its decoded blocks; yin its own 2**18-sample pieces: both
+    # must give the same values to the bit (three YIN chunks of frames, the resampler streamed throughout)
+    rng = np.random.default_rng(5)
+    line = np.concatenate([_line([40, 43, 45, 47, 38, 40] * 8, [0.0] * 48, step_s=0.5, seed=k) for k in range(2)])
+    signal = (line[: 47 * SR + 77] + 1e-3 * rng.standard_normal(47 * SR + 77)).astype(np.float32)
+    f0, times = yin(signal, SR, threshold=0.15)
+    assert len(f0) > 2 * 2048 and 0.5 < np.mean(np.isfinite(f0)) < 1.0  # voiced notes and rests between
+    # ...and those of the definition: YIN over every frame of the signal resampled in one go
+    at_16k = soxr.resample(signal, SR, ANALYSIS_SR, quality="HQ")
+    tau_max = int(ANALYSIS_SR / FMIN) + 2
+    padded = np.concatenate((at_16k, np.zeros(2 * tau_max + len(f0) * HOP, np.float32)))
+    reference, rms = _yin_frames(padded, np.arange(len(f0)), tau_max, tau_max, 0.15)
+    reference[rms < 10 ** (-50 / 20) * rms.max()] = np.nan
+    assert np.mean(np.isnan(reference) == np.isnan(f0)) > 0.999
+    both = np.isfinite(reference) & np.isfinite(f0)
+    assert np.max(np.abs(1200 * np.log2(f0[both] / reference[both]))) < 0.01  # cents
+    fed = PitchTrack(len(signal), SR, threshold=0.15)
+    for piece in np.split(signal, np.sort(rng.choice(len(signal), 40, replace=False))):
+        fed.feed(piece)
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(fed.result(), (f0, times), strict=True))
+    sf.write(tmp_path / "Bass DI.wav", signal, SR, subtype="FLOAT")
+    (track,) = load_session(tmp_path).tracks
+    pitch = measure_track(track, params=QcParams(), yin_threshold=0.15).pitch
+    assert pitch is not None and np.array_equal(pitch[0], f0, equal_nan=True) and np.array_equal(pitch[1], times)
+    decoded, _ = yin(TrackAudio(track), SR, threshold=0.15)
+    assert np.array_equal(decoded, f0, equal_nan=True)
 
 
 def test_notes_cents_and_a_flat_passage() -> None:

@@ -2,7 +2,8 @@
 
 Conventions
 - f0 comes from a vectorised YIN (de Cheveigne & Kawahara 2002) on the track resampled to 16 kHz (soxr),
-  10 ms hop: fast enough for 100x real time on one core, and sample-rate independent.
+  10 ms hop: fast enough for 100x real time on one core, and sample-rate independent. It is made as the
+  stem streams by (`PitchTrack`), so the QC's pass over a track named as pitched makes it too.
 - Cents are deviations from equal temperament at the session reference (A4 in Hz), wrapped to
   [-50, 50); a note's cents is the median over its steady middle, so vibrato (symmetric), scoops
   and slides (at the ends) do not move it.
@@ -12,7 +13,6 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -96,44 +96,74 @@ YIN_CHUNK = 2048  # frames per batch: bounds memory on long tracks
 READ_BLOCK = 1 << 18  # input samples read and resampled at a time
 
 
-def _at_analysis_rate(signal: Audio, sr: int) -> Iterator[np.ndarray]:
-    """`signal` resampled to ANALYSIS_SR (float32), a block at a time in order: soxr's streaming
-    resampler (HQ), whose blocks join into exactly its one-shot output, so a long track is never held."""
-    n = len(signal)
-    stream = soxr.ResampleStream(sr, ANALYSIS_SR, 1, dtype="float32", quality="HQ") if sr != ANALYSIS_SR else None
-    for lo in range(0, n, READ_BLOCK):
-        block = np.asarray(signal[lo : min(lo + READ_BLOCK, n)], np.float32)
-        yield block if stream is None else stream.resample_chunk(block, last=lo + READ_BLOCK >= n)
+class PitchTrack:
+    """`yin` of a mono signal of `n` samples at `sr`, fed in order a piece at a time (`feed`, then
+    `result`): resampled to ANALYSIS_SR as it comes (soxr's streaming resampler, HQ, whose pieces join
+    into exactly its one-shot output) and analysed YIN_CHUNK frames at a time, so memory holds a chunk,
+    not the track. The values do not depend on how the signal is cut into pieces, so another pass that
+    decodes the stem (the QC's) can make them."""
+
+    def __init__(self, n: int, sr: int, *, threshold: float, hop: int = HOP) -> None:
+        self.n, self.threshold, self.hop = n, threshold, hop
+        self.tau_max = int(ANALYSIS_SR / FMIN) + 2
+        self.width = self.tau_max  # integration window: one period of the lowest note
+        length = -(-n * ANALYSIS_SR // sr)  # samples at the analysis rate
+        self.n_frames = max(0, (length - self.width - self.tau_max) // hop)
+        self.f0 = np.full(self.n_frames, np.nan)
+        self.rms = np.zeros(self.n_frames)
+        resample = sr != ANALYSIS_SR
+        self.stream = soxr.ResampleStream(sr, ANALYSIS_SR, 1, dtype="float32", quality="HQ") if resample else None
+        self.fed = 0  # input samples fed
+        self.done = 0  # frames made
+        self.held, self.held_from = np.zeros(0, np.float32), 0  # resampled samples from index held_from
+
+    def feed(self, samples: np.ndarray) -> None:
+        """The next `samples` of the signal (mono, in order)."""
+        if self.done >= self.n_frames:
+            return
+        self.fed += len(samples)
+        block = np.asarray(samples, np.float32)
+        if self.stream is not None:
+            block = self.stream.resample_chunk(block, last=self.fed >= self.n)
+        self.held = np.concatenate((self.held, block))
+        while self.done < self.n_frames:
+            lo, hi = self.done, min(self.done + YIN_CHUNK, self.n_frames)
+            first, last = lo * self.hop, (hi - 1) * self.hop + self.width + self.tau_max
+            self.held, self.held_from = self.held[first - self.held_from :], first
+            if self.held_from + len(self.held) < last:
+                if self.fed < self.n:
+                    return
+                # the stream's end: zeros after it
+                self.held = np.concatenate((self.held, np.zeros(last - self.held_from - len(self.held), np.float32)))
+            x = self.held[: last - self.held_from]
+            self.f0[lo:hi], self.rms[lo:hi] = _yin_frames(
+                x, np.arange(hi - lo), self.tau_max, self.width, self.threshold, hop=self.hop
+            )
+            self.done = hi
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """f0 (Hz, NaN where unvoiced or quieter than -50 dB of the loudest frame) and frame times (s);
+        once the whole signal has been fed."""
+        if self.done < self.n_frames:
+            raise ValueError(f"the pitch track needs {self.n} samples; {self.fed} were fed")
+        f0 = self.f0.copy()
+        if self.n_frames:
+            f0[self.rms < 10 ** (-50 / 20) * max(float(self.rms.max()), 1e-12)] = np.nan
+        times = (np.arange(self.n_frames) * self.hop + self.width / 2) / ANALYSIS_SR
+        return f0, times
 
 
 def yin(signal: Audio, sr: int, *, threshold: float, hop: int = HOP) -> tuple[np.ndarray, np.ndarray]:
     """f0 (Hz, NaN where unvoiced) and frame times (s) of a mono signal, every `hop` samples at
-    ANALYSIS_SR (10 ms); computed YIN_CHUNK frames at a time as the resampled signal streams in, so
-    memory does not grow with the track."""
-    tau_max = int(ANALYSIS_SR / FMIN) + 2
-    width = tau_max  # integration window: one period of the lowest note
-    length = -(-len(signal) * ANALYSIS_SR // sr)  # samples at the analysis rate
-    n_frames = max(0, (length - width - tau_max) // hop)
-    if not n_frames:
-        return np.zeros(0), np.zeros(0)
-    f0 = np.full(n_frames, np.nan)
-    rms = np.zeros(n_frames)
-    blocks = _at_analysis_rate(signal, sr)
-    held, held_from = np.zeros(0, np.float32), 0  # resampled samples from analysis-rate index held_from
-    for lo in range(0, n_frames, YIN_CHUNK):
-        hi = min(lo + YIN_CHUNK, n_frames)
-        first, last = lo * hop, (hi - 1) * hop + width + tau_max
-        held, held_from = held[first - held_from :], first
-        while held_from + len(held) < last:
-            block = next(blocks, None)
-            if block is None:  # the stream's end: zeros after it
-                block = np.zeros(last - held_from - len(held), np.float32)
-            held = np.concatenate((held, block))
-        x = held[: last - held_from]
-        f0[lo:hi], rms[lo:hi] = _yin_frames(x, np.arange(hi - lo), tau_max, width, threshold, hop=hop)
-    f0[rms < 10 ** (-50 / 20) * max(float(rms.max()), 1e-12)] = np.nan  # quieter than -50 dB of the peak
-    times = (np.arange(n_frames) * hop + width / 2) / ANALYSIS_SR
-    return f0, times
+    ANALYSIS_SR (10 ms): `PitchTrack` fed READ_BLOCK samples at a time, so memory does not grow with the
+    track."""
+    n = len(signal)
+    track = PitchTrack(n, sr, threshold=threshold, hop=hop)
+    for lo in range(0, n, READ_BLOCK):
+        if track.done >= track.n_frames:
+            break
+        track.feed(np.asarray(signal[lo : min(lo + READ_BLOCK, n)], np.float32))
+    return track.result()
 
 
 def _yin_frames(
@@ -272,13 +302,15 @@ def analyse_part(
     params: PartsParams,
     start_s: float = 0.0,
     role: str = "",
+    tracked: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PartAnalysis:
     """Notes, per-frame cents and the track's own tuning offset for one pitched track.
 
     start_s : where `signal` starts on the session timeline (the stem's BWF offset), seconds.
     role : the track's role; below its lowest note (LOWEST_MIDI) nothing is a note.
+    tracked : `yin` of `signal` (f0, frame times) as made on another pass (`PitchTrack`); None: made here.
     """
-    f0, file_times = yin(signal, sr, threshold=params.yin_threshold)
+    f0, file_times = tracked if tracked is not None else yin(signal, sr, threshold=params.yin_threshold)
     min_frames = max(2, int(params.min_note_ms / 10))
     segments: list[tuple[int, int, bool]] = []  # frames [lo, hi), and whether the note is struck (not legato)
     for lo, hi in segment_notes(f0, file_times, a4_hz=a4_hz, min_note_ms=params.min_note_ms):

@@ -161,8 +161,22 @@ def scan(
     kit_params = KitParams()
     # the close mics' detection envelopes are made on the QC's pass: one decode of each for both
     listen = {name: Listening.of(roles[name], session.sr or 0, kit_params.onsets) for name in layout.close}
+    parts_params = PartsParams()
+    # ...and the pitched tracks' f0 (those named so; one guessed from its sound is tracked later)
+    pitched_by_name = {
+        t.name: parts_params.yin_threshold
+        for t in session.tracks
+        if parts and roles[t.name] in PITCHED_ROLES and t.sr == session.sr
+    }
     qc = check_session(
-        session, layout=layout, params=config.qc, progress=progress, jobs=jobs, known=known_stats, listen=listen
+        session,
+        layout=layout,
+        params=config.qc,
+        progress=progress,
+        jobs=jobs,
+        known=known_stats,
+        listen=listen,
+        pitched=pitched_by_name,
     )
     usable = usable_tracks(session, qc)
     guesses = _roles_by_audio(session, roles, usable=usable, named=set(config.roles), progress=progress)
@@ -174,13 +188,14 @@ def scan(
     layout = kit_layout(roles, pairs=config.pairs) if confident else layout
     kits_by_audio = _kits_by_audio(session, roles, usable=usable)
     roles = {**roles, **{name: "kit" for name in kits_by_audio}}
-    parts_params = PartsParams()
     pitched = [t for t in session.tracks if parts and t.name in usable and roles[t.name] in PITCHED_ROLES]
-    started: list[Started[tuple[Track, Role, Tempo | None, PartsParams], PartAnalysis]] = []
+    started: list[Started[_PartTask, PartAnalysis]] = []
 
     def start_parts(tempo: Tempo | None) -> None:
-        """The parts need only the grid: the workers track their pitch while the kit's lags are measured."""
-        started.append(Started(_pitched_part, [(t, roles[t.name], tempo, parts_params) for t in pitched], jobs=jobs))
+        """The parts need only the grid (their f0 was tracked on the QC's pass, or is tracked now): the
+        workers find their notes while the kit's lags are measured."""
+        tasks = [(t, roles[t.name], tempo, parts_params, qc.stats[t.name].pitch) for t in pitched]
+        started.append(Started(_pitched_part, tasks, jobs=jobs))
 
     known_hits = earlier.found(session, roles) if earlier is not None else None
     kit = analyse_kit_stage(
@@ -214,9 +229,13 @@ def scan(
     )
 
 
-def _pitched_part(task: tuple[Track, Role, Tempo | None, PartsParams]) -> PartAnalysis:
-    """One pitched track's notes, tuning and timing (a task for `map_ordered`)."""
-    track, role, tempo, params = task
+_PartTask = tuple[Track, Role, Tempo | None, PartsParams, tuple[np.ndarray, np.ndarray] | None]
+
+
+def _pitched_part(task: _PartTask) -> PartAnalysis:
+    """One pitched track's notes, tuning and timing, from its f0 if the QC's pass made it (a task for
+    `map_ordered`)."""
+    track, role, tempo, params, pitch = task
     return analyse_part(
         TrackAudio(track),  # decoded a block at a time: memory does not grow with the track
         sr=track.sr,
@@ -226,6 +245,7 @@ def _pitched_part(task: tuple[Track, Role, Tempo | None, PartsParams]) -> PartAn
         params=params,
         start_s=track.offset / track.sr,
         role=role,
+        tracked=pitch,
     )
 
 

@@ -21,6 +21,7 @@ from scipy.signal import find_peaks
 from .findings import Finding, Severity
 from .onsets import BandEnvelope, Heard, Listening
 from .parallel import map_outcomes
+from .parts import PitchTrack
 from .progress import Progress, quiet
 from .roles import SAME_DRUM_DB, KitLayout, is_underside
 from .session import BLOCK_FRAMES, Session, Track, iter_blocks, read_windows, sample_format
@@ -77,6 +78,7 @@ class TrackStats:
     invalid_runs: tuple[tuple[int, int], ...] = ()  # [start, end) of each run of NaN/infinite samples
     invalid_frames: int = 0  # frames holding a NaN or an infinity (the other measures read them as 0)
     heard: Heard | None = None  # a close mic's detection envelope, made on this pass (`measure_track`)
+    pitch: tuple[np.ndarray, np.ndarray] | None = None  # a pitched track's f0 and frame times (`parts.yin`), ditto
 
     @property
     def peak_dbfs(self) -> float:
@@ -119,14 +121,21 @@ def _dc_offset(window_sums: np.ndarray, frames: int, sr: int) -> tuple[float, ..
 
 
 def measure_track(
-    track: Track, *, params: QcParams, block_frames: int = BLOCK_FRAMES, listening: Listening | None = None
+    track: Track,
+    *,
+    params: QcParams,
+    block_frames: int = BLOCK_FRAMES,
+    listening: Listening | None = None,
+    yin_threshold: float | None = None,
 ) -> TrackStats:
     """Stream one file once and collect everything the checks need; with `listening`, the close mic's
-    detection envelope too (`TrackStats.heard`: the hit detection then need not decode the stem again).
+    detection envelope too (`TrackStats.heard`: the hit detection then need not decode the stem again);
+    with `yin_threshold`, a pitched track's f0 (`TrackStats.pitch`: likewise for the parts' analysis).
 
     Raises `RuntimeError`/`OSError` when the file cannot be decoded to its declared length.
     """
     detection = BandEnvelope(track.frames, track.sr, listening) if listening is not None else None
+    pitch = PitchTrack(track.frames, track.sr, threshold=yin_threshold) if yin_threshold is not None else None
     threshold = full_scale_threshold(track.subtype)
     can_hold_nan = track.subtype not in SUBTYPE_BITS  # a float file can; PCM cannot
     peak = 0.0
@@ -176,6 +185,8 @@ def measure_track(
         mean = block[:, 0] if track.channels == 1 else block.mean(axis=1)
         if detection is not None:
             detection.feed(mean)  # (a block with NaN or infinity leaves it unmade, below)
+        if pitch is not None:
+            pitch.feed(mean)  # (likewise)
         pending = np.concatenate((pending, np.abs(mean)))  # samples not yet in a full hop
         whole = len(pending) // ENVELOPE_HOP * ENVELOPE_HOP
         hops.append(pending[:whole].reshape(-1, ENVELOPE_HOP).max(axis=1))
@@ -196,12 +207,13 @@ def measure_track(
         invalid_runs=_merge_runs(invalid),
         invalid_frames=invalid_frames,
         heard=Heard(detection.listening, detection.level) if detection is not None and not invalid_frames else None,
+        pitch=pitch.result() if pitch is not None and not invalid_frames else None,
     )
 
 
-def _measure(track: Track, *, params: QcParams, listen: dict[str, Listening]) -> TrackStats:
+def _measure(track: Track, *, params: QcParams, listen: dict[str, Listening], pitched: dict[str, float]) -> TrackStats:
     """`measure_track` of one of a session's tracks (a task for `map_outcomes`)."""
-    return measure_track(track, params=params, listening=listen.get(track.name))
+    return measure_track(track, params=params, listening=listen.get(track.name), yin_threshold=pitched.get(track.name))
 
 
 def _merge_runs(runs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -568,18 +580,20 @@ def check_session(
     jobs: int = 1,
     known: dict[str, TrackStats] | None = None,
     listen: dict[str, Listening] | None = None,
+    pitched: dict[str, float] | None = None,
 ) -> QcResult:
     """All technical checks of item `qc`: format, level, clipping, DC, silence, duplicates, polarity.
     The tracks are measured `jobs` at a time (same results); those in `known` (by name) are taken as
     measured there (a stem copied byte for byte from a session scanned before). `listen`: close mics whose
-    detection envelope is made on the same pass (by name; `TrackStats.heard`)."""
+    detection envelope is made on the same pass (by name; `TrackStats.heard`); `pitched`: tracks whose f0
+    is made on it, with YIN's threshold (`TrackStats.pitch`)."""
     stats: dict[str, TrackStats] = {}
     findings: list[Finding] = list(_format_findings(session, params))
     sr = session.sr or 48000
     known = known or {}
     unknown = [t for t in session.tracks if t.name not in known]
     fresh = map_outcomes(
-        partial(_measure, params=params, listen=listen or {}),
+        partial(_measure, params=params, listen=listen or {}, pitched=pitched or {}),
         unknown,
         jobs=jobs,
         progress=progress,
