@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,27 @@ def test_the_pitch_track_is_the_same_however_the_signal_is_fed(tmp_path: Path) -
     assert pitch is not None and np.array_equal(pitch[0], f0, equal_nan=True) and np.array_equal(pitch[1], times)
     decoded, _ = yin(TrackAudio(track), SR, threshold=0.15)
     assert np.array_equal(decoded, f0, equal_nan=True)
+
+
+def test_a_dc_offset_neither_adds_pitches_in_the_rests_nor_moves_the_notes() -> None:
+    # a converter's DC offset (-40 dBFS) over a 24-bit noise floor: in single precision the offset swamps
+    # the rests' difference function, which then read as random pitches (and f0 below 0 on the old code)
+    rng = np.random.default_rng(8)
+    clean = _line([28, 31, 33, 35, 40, 43], [0.0] * 6, step_s=0.5)
+    clean[np.abs(clean) < 2e-3] = 0.0  # digital silence between the notes' tails...
+    clean += 3e-6 * rng.standard_normal(len(clean))  # ...and a noise floor
+    offset = clean + 0.01
+    f0_clean, _ = yin(clean, SR, threshold=0.15)
+    f0_offset, _ = yin(offset, SR, threshold=0.15)
+    assert np.array_equal(np.isnan(f0_offset), np.isnan(f0_clean))
+    voiced = np.isfinite(f0_clean)
+    assert 0.5 < np.mean(voiced) < 0.95  # notes and rests
+    assert np.max(np.abs(1200 * np.log2(f0_offset[voiced] / f0_clean[voiced]))) < 0.01  # cents
+    assert np.all((f0_clean[voiced] > 30.0) & (f0_clean[voiced] < 1100.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        part = _bass_part(offset)
+    assert [n.midi for n in part.notes] == [28, 31, 33, 35, 40, 43]
 
 
 def test_notes_cents_and_a_flat_passage() -> None:

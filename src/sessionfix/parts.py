@@ -169,8 +169,13 @@ def yin(signal: Audio, sr: int, *, threshold: float, hop: int = HOP) -> tuple[np
 def _yin_frames(
     x: np.ndarray, frames_idx: np.ndarray, tau_max: int, width: int, threshold: float, *, hop: int = HOP
 ) -> tuple[np.ndarray, np.ndarray]:
-    """YIN f0 and RMS of the frames starting at frames_idx * hop."""
+    """YIN f0 and RMS (about the frame's mean) of the frames starting at frames_idx * hop."""
     n = len(frames_idx)
+    # the difference function does not change with a constant, but in single precision a DC offset swamps
+    # it: a stem's rests, its offset alone, read as random pitches (a converter's -40 dBFS over a -110 dBFS
+    # noise floor leaves the noise below the rounding); so it is taken about the mean of `x`
+    mean = np.float32(np.mean(x, dtype=np.float64))
+    x = x - mean
     tau_min = int(ANALYSIS_SR / FMAX)
     length = width + tau_max
     # r_t(tau) for tau < tau_max reaches index width - 1 + tau_max - 1 of the frame: no circular wrap at this length
@@ -187,6 +192,11 @@ def _yin_frames(
     windowed = (running[width:] - running[:-width]).astype(np.float32)  # energy of x[s : s + width]
     difference = sliding_window_view(windowed, tau_max)[frames_idx * hop]  # a copy (fancy index)
     energy0 = difference[:, 0].copy()
+    # each frame's level about its own mean: a DC offset is no sound (a stretch of it alone is not a note)
+    starts = frames_idx * hop
+    sums = np.concatenate(([0.0], np.cumsum(x, dtype=np.float64)))
+    level = running[starts + width] - running[starts] - (sums[starts + width] - sums[starts]) ** 2 / width
+    level = np.maximum(level, 0.0)
     difference += energy0[:, None]
     cross *= 2.0
     difference -= cross
@@ -207,13 +217,15 @@ def _yin_frames(
     rising &= np.arange(tau_max)[None, :] >= first[:, None]
     t = np.argmax(rising, axis=1)
     rows = np.arange(n)
-    inside = voiced & (t >= 1) & (t < tau_max - 1)
     tc = np.clip(t, 1, tau_max - 2)
     a, b, c = normalised[rows, tc - 1], normalised[rows, tc], normalised[rows, tc + 1]
+    # a dip whose bottom lies below tau_min (its lag at the threshold still falling from there) is a
+    # period shorter than FMAX's: not a note; the parabola through it would place f0 anywhere, even below 0
+    inside = voiced & (t >= 1) & (t < tau_max - 1) & (a >= b) & (c >= b)
     curvature = a - 2 * b + c
     shift = np.divide(0.5 * (a - c), curvature, out=np.zeros(n), where=curvature > 0)
     f0 = np.where(inside, ANALYSIS_SR / (tc + shift), np.nan)
-    return f0, np.sqrt(energy0 / width)
+    return f0, np.sqrt(level / width)
 
 
 # ----------------------------------------------------------------------------------------- notes
