@@ -19,7 +19,9 @@ SCHEMA = "sessionfix.scan/1"
 
 
 def _finite(x: float | None, digits: int) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), digits)
+    """x rounded to `digits`, None if absent or not finite; a value that rounds to zero is 0.0, never -0.0
+    (its sign is rounding noise, and would differ between otherwise equal reports)."""
+    return None if x is None or not math.isfinite(x) else round(float(x), digits) + 0.0
 
 
 def _tempo(scan: Scan) -> dict[str, Any] | None:
@@ -133,9 +135,9 @@ def scan_to_dict(scan: Scan, quote: Quote | None = None) -> dict[str, Any]:
             "tracks": [
                 {
                     "file": p.track,
-                    "offset_cents": round(p.offset_cents, 1),
+                    "offset_cents": _finite(p.offset_cents, 1),
                     "notes": len(p.notes),
-                    "placement_ms": round(p.placement_ms, 1),
+                    "placement_ms": _finite(p.placement_ms, 1),
                 }
                 for p in scan.parts.parts
             ],
