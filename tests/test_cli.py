@@ -314,3 +314,10 @@ def test_an_inbox_on_a_dask_cluster_gives_the_local_reports(tmp_path: Path, caps
 def test_dask_without_a_scheduler_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["scan", str(ROOT / "fixtures" / "demo"), "--dask", "tcp://127.0.0.1:9", "--quiet"])
     assert code == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def test_a_json_figure_that_rounds_to_zero_has_no_sign() -> None:
+    from sessionfix.report.json_report import _finite
+
+    assert str(_finite(-1e-6, 1)) == "0.0" and str(_finite(-0.0, 4)) == "0.0"
+    assert _finite(-0.06, 1) == -0.1 and _finite(float("nan"), 1) is None and _finite(None, 1) is None
