@@ -115,7 +115,8 @@ class PitchTrack:
         self.stream = soxr.ResampleStream(sr, ANALYSIS_SR, 1, dtype="float32", quality="HQ") if resample else None
         self.fed = 0  # input samples fed
         self.done = 0  # frames made
-        self.held, self.held_from = np.zeros(0, np.float32), 0  # resampled samples from index held_from
+        self.pieces: list[np.ndarray] = []  # resampled samples from index held_from on, not yet joined
+        self.held, self.held_from = 0, 0  # how many there are, and where they start
 
     def feed(self, samples: np.ndarray) -> None:
         """The next `samples` of the signal (mono, in order)."""
@@ -125,21 +126,27 @@ class PitchTrack:
         block = np.asarray(samples, np.float32)
         if self.stream is not None:
             block = self.stream.resample_chunk(block, last=self.fed >= self.n)
-        self.held = np.concatenate((self.held, block))
+        self.pieces.append(block)
+        self.held += len(block)
         while self.done < self.n_frames:
             lo, hi = self.done, min(self.done + YIN_CHUNK, self.n_frames)
             first, last = lo * self.hop, (hi - 1) * self.hop + self.width + self.tau_max
-            self.held, self.held_from = self.held[first - self.held_from :], first
-            if self.held_from + len(self.held) < last:
+            if self.held_from + self.held < last:
                 if self.fed < self.n:
                     return
                 # the stream's end: zeros after it
-                self.held = np.concatenate((self.held, np.zeros(last - self.held_from - len(self.held), np.float32)))
-            x = self.held[: last - self.held_from]
+                self.pieces.append(np.zeros(last - self.held_from - self.held, np.float32))
+                self.held = last - self.held_from
+            held = np.concatenate(self.pieces) if len(self.pieces) > 1 else self.pieces[0]
+            x = held[first - self.held_from : last - self.held_from]
             self.f0[lo:hi], self.rms[lo:hi] = _yin_frames(
                 x, np.arange(hi - lo), self.tau_max, self.width, self.threshold, hop=self.hop
             )
             self.done = hi
+            keep_from = hi * self.hop  # the next chunk's first sample
+            self.pieces = [held[keep_from - self.held_from :]]
+            self.held -= keep_from - self.held_from
+            self.held_from = keep_from
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """f0 (Hz, NaN where unvoiced or quieter than -50 dB of the loudest frame) and frame times (s);
@@ -185,7 +192,9 @@ def _yin_frames(
     padded[:, :length] = sliding_window_view(x, length)[frames_idx * hop]
     spectrum = sp_fft.rfft(padded, axis=1)
     padded[:, width:] = 0.0  # now the heads
-    spectrum *= np.conj(sp_fft.rfft(padded, axis=1))
+    heads = sp_fft.rfft(padded, axis=1)
+    head_sums = heads[:, 0].real.astype(np.float64)  # bin 0: the sum of each frame's window
+    spectrum *= np.conj(heads)
     cross = sp_fft.irfft(spectrum, n_fft, axis=1)[:, :tau_max]  # r_t(tau) of the window
     # the energy of the window at every lag: one running sum over the signal, not one per frame
     running = np.concatenate(([0.0], np.cumsum(np.square(x, dtype=np.float64))))
@@ -194,9 +203,7 @@ def _yin_frames(
     energy0 = difference[:, 0].copy()
     # each frame's level about its own mean: a DC offset is no sound (a stretch of it alone is not a note)
     starts = frames_idx * hop
-    sums = np.concatenate(([0.0], np.cumsum(x, dtype=np.float64)))
-    level = running[starts + width] - running[starts] - (sums[starts + width] - sums[starts]) ** 2 / width
-    level = np.maximum(level, 0.0)
+    level = np.maximum(running[starts + width] - running[starts] - head_sums**2 / width, 0.0)
     difference += energy0[:, None]
     cross *= 2.0
     difference -= cross
