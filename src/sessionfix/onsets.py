@@ -19,7 +19,7 @@ from scipy.signal import butter, find_peaks, sosfiltfilt
 from .parallel import map_ordered
 from .progress import Progress, quiet
 from .roles import SAME_DRUM_DB, KitLayout, Role
-from .session import Audio, HeldWindows, Session, Track, TrackAudio, opened, windows
+from .session import Audio, HeldWindows, Pending, Session, Track, TrackAudio, opened, windows
 
 # Band in which each instrument's own hits stand out from the kit's bleed, Hz.
 DETECTION_BANDS: dict[str, tuple[float, float]] = {
@@ -170,9 +170,7 @@ class BandEnvelope:
         self.per_block = max(1, int(ENVELOPE_BLOCK_S * sr) // listening.hop)
         self.margin = int(FILTER_MARGIN_S * sr)
         self.done = 0  # envelope values made
-        self.pieces: list[np.ndarray] = []  # the signal from sample `held_from` on, not yet needed whole
-        self.held_from = 0
-        self.held = 0
+        self.signal = Pending()  # the signal fed and still needed
 
     def _block(self) -> tuple[np.ndarray, int, int, int, int]:
         """The next block's hop ends, the samples it covers [lo, hi) and those it filters [read_lo, read_hi)."""
@@ -182,14 +180,12 @@ class BandEnvelope:
 
     def feed(self, samples: np.ndarray) -> None:
         """The next `samples` of the signal (mono, in order)."""
-        self.pieces.append(np.asarray(samples, np.float32))
-        self.held += len(samples)
+        self.signal.append(np.asarray(samples, np.float32))
         while self.done < len(self.ends):
             block_ends, lo, hi, read_lo, read_hi = self._block()
-            if self.held_from + self.held < read_hi:
+            if self.signal.end < read_hi:
                 return
-            audio = np.concatenate(self.pieces) if len(self.pieces) > 1 else self.pieces[0]
-            piece = audio[read_lo - self.held_from : read_hi - self.held_from]
+            piece = self.signal.span(read_lo, read_hi)
             filtered = band_filter(piece, self.sr, self.listening.band)[lo - read_lo : hi - read_lo]
             starts = np.maximum(block_ends - self.listening.window, 0)
             self.out[self.done : self.done + len(block_ends)] = 10 * np.log10(
@@ -198,16 +194,13 @@ class BandEnvelope:
                 + 1e-14
             )
             self.done += len(block_ends)
-            keep_from = self._block()[3] if self.done < len(self.ends) else self.held_from + self.held
-            self.pieces = [audio[keep_from - self.held_from :]]
-            self.held -= keep_from - self.held_from
-            self.held_from = keep_from
+            self.signal.drop_before(self._block()[3] if self.done < len(self.ends) else self.signal.end)
 
     @property
     def level(self) -> np.ndarray:
         """The envelope, dB per hop; once the whole signal has been fed."""
         if self.done < len(self.ends):
-            raise ValueError(f"the envelope needs {self.n} samples; {self.held_from + self.held} were fed")
+            raise ValueError(f"the envelope needs {self.n} samples; {self.signal.end} were fed")
         return self.out
 
 

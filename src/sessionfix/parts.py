@@ -24,7 +24,7 @@ from scipy.ndimage import uniform_filter1d
 from .findings import Finding
 from .grid import STEPS_PER_BEAT, Tempo
 from .onsets import attack_times
-from .session import Audio
+from .session import Audio, Pending
 
 ANALYSIS_SR = 16000  # fundamentals of bass, guitar, keys and voice sit far below 8 kHz
 HOP = 160  # 10 ms at 16 kHz
@@ -115,8 +115,7 @@ class PitchTrack:
         self.stream = soxr.ResampleStream(sr, ANALYSIS_SR, 1, dtype="float32", quality="HQ") if resample else None
         self.fed = 0  # input samples fed
         self.done = 0  # frames made
-        self.pieces: list[np.ndarray] = []  # resampled samples from index held_from on, not yet joined
-        self.held, self.held_from = 0, 0  # how many there are, and where they start
+        self.resampled = Pending()  # the signal at ANALYSIS_SR, as fed and still needed
 
     def feed(self, samples: np.ndarray) -> None:
         """The next `samples` of the signal (mono, in order)."""
@@ -126,27 +125,20 @@ class PitchTrack:
         block = np.asarray(samples, np.float32)
         if self.stream is not None:
             block = self.stream.resample_chunk(block, last=self.fed >= self.n)
-        self.pieces.append(block)
-        self.held += len(block)
+        self.resampled.append(block)
         while self.done < self.n_frames:
             lo, hi = self.done, min(self.done + YIN_CHUNK, self.n_frames)
             first, last = lo * self.hop, (hi - 1) * self.hop + self.width + self.tau_max
-            if self.held_from + self.held < last:
+            if self.resampled.end < last:
                 if self.fed < self.n:
                     return
-                # the stream's end: zeros after it
-                self.pieces.append(np.zeros(last - self.held_from - self.held, np.float32))
-                self.held = last - self.held_from
-            held = np.concatenate(self.pieces) if len(self.pieces) > 1 else self.pieces[0]
-            x = held[first - self.held_from : last - self.held_from]
+                self.resampled.append(np.zeros(last - self.resampled.end, np.float32))  # the stream's end: zeros
+            x = self.resampled.span(first, last)
             self.f0[lo:hi], self.rms[lo:hi] = _yin_frames(
                 x, np.arange(hi - lo), self.tau_max, self.width, self.threshold, hop=self.hop
             )
             self.done = hi
-            keep_from = hi * self.hop  # the next chunk's first sample
-            self.pieces = [held[keep_from - self.held_from :]]
-            self.held -= keep_from - self.held_from
-            self.held_from = keep_from
+            self.resampled.drop_before(hi * self.hop)  # the next chunk's first sample
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """f0 (Hz, NaN where unvoiced or quieter than -50 dB of the loudest frame) and frame times (s);

@@ -555,6 +555,32 @@ class HeldWindows(TrackAudio):
 Audio = np.ndarray | TrackAudio  # what an analysis stage reads: an array, or a stem decoded on demand
 
 
+class Pending:
+    """The samples of a stream fed a piece at a time, from stream position `start` on: joined only when a
+    span of them is taken, and let go before a position no longer needed (a stage fed a stem as another
+    pass decodes it holds a block, not the track)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[np.ndarray] = []
+        self.start = 0  # stream position of the first sample held
+        self.end = 0  # stream position after the last sample fed
+
+    def append(self, samples: np.ndarray) -> None:
+        self.pieces.append(samples)
+        self.end += len(samples)
+
+    def span(self, lo: int, hi: int) -> np.ndarray:
+        """Samples [lo, hi) of the stream (start <= lo <= hi <= end), a view of the joined pieces."""
+        if len(self.pieces) > 1:
+            self.pieces = [np.concatenate(self.pieces)]
+        return self.pieces[0][lo - self.start : hi - self.start] if self.pieces else np.zeros(0, np.float32)
+
+    def drop_before(self, position: int) -> None:
+        """Let go of the samples before stream position `position`."""
+        self.pieces = [self.span(position, self.end)]
+        self.start = position
+
+
 @contextmanager
 def opened(signal: Audio) -> Iterator[Audio]:
     """`signal` for many short slices: a TrackAudio's file held open meanwhile (opening it for each read
