@@ -177,11 +177,12 @@ def _yin_frames(
     x = x - mean
     tau_min = int(ANALYSIS_SR / FMAX)
     length = width + tau_max
+    starts = frames_idx * hop  # each frame's first sample in x
     # r_t(tau) for tau < tau_max reaches index width - 1 + tau_max - 1 of the frame: no circular wrap at this length
     n_fft = sp_fft.next_fast_len(length, real=True)
     # the frames and their heads written into zero-padded buffers once (rfft would pad a copy of each)
     padded = np.zeros((n, n_fft), np.float32)  # single precision: a dip's depth is >1e-4 of the energy
-    padded[:, :length] = sliding_window_view(x, length)[frames_idx * hop]
+    padded[:, :length] = sliding_window_view(x, length)[starts]
     spectrum = sp_fft.rfft(padded, axis=1)
     padded[:, width:] = 0.0  # now the heads
     heads = sp_fft.rfft(padded, axis=1)
@@ -191,10 +192,9 @@ def _yin_frames(
     # the energy of the window at every lag: one running sum over the signal, not one per frame
     running = np.concatenate(([0.0], np.cumsum(np.square(x, dtype=np.float64))))
     windowed = (running[width:] - running[:-width]).astype(np.float32)  # energy of x[s : s + width]
-    difference = sliding_window_view(windowed, tau_max)[frames_idx * hop]  # a copy (fancy index)
+    difference = sliding_window_view(windowed, tau_max)[starts]  # a copy (fancy index)
     energy0 = difference[:, 0].copy()
     # each frame's level about its own mean: a DC offset is no sound (a stretch of it alone is not a note)
-    starts = frames_idx * hop
     level = np.maximum(running[starts + width] - running[starts] - head_sums**2 / width, 0.0)
     difference += energy0[:, None]
     cross *= 2.0
