@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,48 @@ def test_the_rescan_analyses_the_parts_only_when_a_part_was_repaired_or_a_report
     assert whole.after is not None and "Bass DI.wav" in {p.track for p in whole.after.parts.parts}
     assert whole.after.kit.findings == dc_only.after.kit.findings
     assert whole.after.qc.findings == dc_only.after.qc.findings
+
+
+def test_a_stem_whose_polarity_alone_was_flipped_is_not_measured_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its samples are the source's negated exactly: the rescan takes its QC figures (the DC offset negated)
+    # and its close-mic hits from the scan before, and its report is the one a fresh scan gives
+    from sessionfix import onsets, qc
+    from sessionfix.report.json_report import scan_to_dict
+
+    _every_defect(tmp_path / "session")
+    bottom, _ = sf.read(tmp_path / "session" / "Snare Bottom.wav")
+    _bwf(tmp_path / "session" / "Snare Bottom.wav", bottom + 0.01, SR, START)  # a DC offset the flip keeps
+    measured: list[str] = []
+    detected: list[str] = []
+    measure_track, close_mic_hits = qc.measure_track, onsets._close_mic_hits
+    monkeypatch.setattr(qc, "measure_track", lambda t, **k: measured.append(t.name) or measure_track(t, **k))
+    monkeypatch.setattr(onsets, "_close_mic_hits", lambda task: detected.append(task[0].name) or close_mic_hits(task))
+    result = repair(tmp_path / "session", tmp_path / "fixed", only={"polarity"})
+    assert result.rendered == ("Snare Bottom.wav",) and result.after is not None
+    n_tracks = len(result.before.session.tracks)
+    assert len(measured) == n_tracks and "Snare Bottom.wav" in detected  # the scan before; the rescan: none
+    assert detected.count("Snare Bottom.wav") == 1
+    fresh = scan(tmp_path / "fixed", parts=False)
+    assert scan_to_dict(result.after) == scan_to_dict(fresh)
+    dc_before = result.before.qc.stats["Snare Bottom.wav"].dc[0]
+    assert dc_before == pytest.approx(0.01, abs=1e-3)
+    assert result.after.qc.stats["Snare Bottom.wav"].dc == fresh.qc.stats["Snare Bottom.wav"].dc == (-dc_before,)
+    assert not [f for f in result.after.findings if f.kind == "polarity"]
+
+
+def test_only_a_flip_alone_in_a_format_that_negates_exactly_is_taken_for_a_negation() -> None:
+    from sessionfix.repair import Operation, StemRepair, negates_exactly
+    from sessionfix.session import Track
+
+    flip = Operation("polarity", None, None, "reversed")
+    alone = StemRepair("Snare Bottom.wav", flip=True, operations=(flip,))
+    pcm = Track(Path("Snare Bottom.wav"), "Snare Bottom.wav", SR, 1, 4, "PCM_24", "WAV", None)
+    audio = np.array([[0.5], [-0.25], [0.0], [1.0 - 2**-23]])
+    assert negates_exactly(audio, pcm, alone)
+    assert not negates_exactly(np.vstack((audio, [[-1.0]])), pcm, alone)  # -1.0 negated clips to 1 - 2**-23
+    assert negates_exactly(np.vstack((audio, [[-1.0]])), replace(pcm, subtype="FLOAT"), alone)
+    assert not negates_exactly(audio, replace(pcm, subtype="PCM_U8"), alone)
+    dc = Operation("dc_offset", -40.0, "dBFS", "offset")
+    assert not negates_exactly(audio, pcm, replace(alone, dc=(0.01,), operations=(dc, flip)))

@@ -41,7 +41,7 @@ from .parts import PartAnalysis, PartsAnalysis, PartsParams, analyse_part, combi
 from .progress import Progress, quiet
 from .qc import QcResult, TrackStats, check_session
 from .realign import EditPlan, Follow, RealignParams, plan_edits, render
-from .repair import RepairPlan, apply_repair, plan_repairs
+from .repair import RepairPlan, apply_repair, negates_exactly, plan_repairs
 from .rolemodel import (
     FEATURE_SECONDS,
     MIN_CONFIDENCE,
@@ -94,26 +94,37 @@ def _sort_key(f: Finding) -> tuple:
 
 @dataclass(frozen=True)
 class Earlier:
-    """A scan made before, and the stems copied byte for byte from its session since (names): a rescan
-    takes their per-track measurements as they were, where such a stem sits at the same place on the
-    timeline. The report is the same as without."""
+    """A scan made before, the stems copied byte for byte from its session since (`copied`) and those
+    written as the exact negation of their source (`negated`: a polarity flip alone, every sample
+    negated without rounding or clipping; names): a rescan takes their per-track measurements as they
+    were, where such a stem sits at the same place on the timeline (a negated stem's DC offset negated:
+    its level, envelope, clipping, detection envelope, hits and f0 do not depend on the sign). The
+    report is the same as without."""
 
     scan: Scan
     copied: frozenset[str]
+    negated: frozenset[str] = frozenset()
 
     def unchanged(self, session: Session) -> set[str]:
-        """The names of `session`'s tracks copied from the earlier session, at the same place on the timeline."""
+        """The names of `session`'s tracks copied or negated from the earlier session, at the same place
+        on the timeline."""
         before = {t.name: t for t in self.scan.session.tracks}
         return {
             t.name
             for t in session.tracks
-            if t.name in self.copied and t.name in before and replace(before[t.name], path=t.path) == t
+            if t.name in self.copied | self.negated
+            and t.name in before
+            and replace(before[t.name], path=t.path) == t
         }
 
     def stats(self, session: Session) -> dict[str, TrackStats]:
         """The QC figures of the unchanged tracks (they depend on the file alone)."""
         unchanged = self.unchanged(session)
-        return {n: stats for n, stats in self.scan.qc.stats.items() if n in unchanged}
+        return {
+            n: replace(stats, dc=tuple(0.0 - d for d in stats.dc)) if n in self.negated else stats
+            for n, stats in self.scan.qc.stats.items()
+            if n in unchanged
+        }
 
     def found(self, session: Session, roles: dict[str, Role]) -> dict[str, Hits]:
         """The close-mic hits of the unchanged tracks that keep the earlier scan's role (the instrument
@@ -590,10 +601,13 @@ def repair(
     tracks = {t.path: t for t in session.tracks if t.name in changed}
     operations: list[dict[str, object]] = []
     edits: list[dict[str, object]] = []
+    negated: list[str] = []  # stems written as the exact negation of their source
 
     def repaired(track: Track, target: Path) -> None:
         stem = changed[track.name]
         audio, _ = sf.read(os.fsencode(track.path), dtype="float64", always_2d=True)
+        if negates_exactly(audio, track, stem):
+            negated.append(track.name)
         moved_in_time = stem.place or stem.resample_from is not None
         reference = origin if moved_in_time and track.time_reference is not None else None
         write_stem(track, apply_repair(audio, track, stem, plan), target, sr=sr, time_reference=reference)
@@ -620,7 +634,8 @@ def repair(
 
     rendered, copied = _deliver(folder, out, tracks, repaired, report, force=force, progress=progress)
     slid = any(op.kind == "track_offset" for stem in plan.stems for op in stem.operations)
-    after = scan(out, progress=progress, jobs=jobs, parts=parts or slid, earlier=Earlier(before, frozenset(copied)))
+    earlier = Earlier(before, frozenset(copied), negated=frozenset(negated))
+    after = scan(out, progress=progress, jobs=jobs, parts=parts or slid, earlier=earlier)
     return Repaired(before=before, plan=plan, after=after, out=out, rendered=tuple(rendered), copied=tuple(copied))
 
 

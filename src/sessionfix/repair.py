@@ -185,6 +185,19 @@ def plan_repairs(
     return RepairPlan(sr=sr, length=length, stems=tuple(stems), align=align, left=left)
 
 
+EXACT_SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")  # a decoded sample negates to a sample
+
+
+def negates_exactly(audio: np.ndarray, track: Track, repair: StemRepair) -> bool:
+    """Whether the stem written from `audio` (its samples as decoded, before `apply_repair`) is their exact
+    negation: a polarity flip alone, in a format whose samples negate without rounding, and no sample at
+    negative full scale (PCM's -1.0, whose negation clips)."""
+    alone = repair.flip and repair == StemRepair(track=repair.track, flip=True, operations=repair.operations)
+    if not alone or track.subtype not in EXACT_SUBTYPES:
+        return False
+    return track.subtype in ("FLOAT", "DOUBLE") or not len(audio) or float(audio.min()) > -1.0
+
+
 def apply_repair(audio: np.ndarray, track: Track, repair: StemRepair, plan: RepairPlan) -> np.ndarray:
     """One stem's audio (frames, channels) with its repairs applied, in order. Float64 out; a float64
     `audio` is worked on in place (a stem's samples are 115 MB per 5 min: each copy costs)."""
