@@ -294,3 +294,19 @@ def test_only_a_flip_alone_in_a_format_that_negates_exactly_is_taken_for_a_negat
     assert not negates_exactly(audio, replace(pcm, subtype="PCM_U8"), alone)
     dc = Operation("dc_offset", -40.0, "dBFS", "offset")
     assert not negates_exactly(audio, pcm, replace(alone, dc=(0.01,), operations=(dc, flip)))
+
+
+def test_the_before_and_after_table_says_where_a_short_stem_ended(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a stem exported 2 s short (no BWF time to place it by) is padded to the session's length; the table
+    # says where it ended, not a signed number of ms
+    (tmp_path / "s").mkdir()
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(6 * SR) / SR)
+    sf.write(tmp_path / "s" / "Keys.wav", tone, SR, subtype="PCM_24")
+    sf.write(tmp_path / "s" / "Pad.wav", tone, SR, subtype="PCM_24")
+    sf.write(tmp_path / "s" / "Gtr.wav", tone[: 4 * SR], SR, subtype="PCM_24")
+    assert main(["repair", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("Gtr.wav ")]
+    assert rows == [["Gtr.wav", "timeline", "ends", "2", "s", "early", "gone"]]
+    assert sf.info(tmp_path / "o" / "Gtr.wav").frames == 6 * SR

@@ -652,7 +652,16 @@ def _finding_text(findings: list[Finding]) -> str:
     """A cell for the before/after table: the findings' values in their units, or what the op fixed."""
     if not findings:
         return "-"
-    return ", ".join(f"{f.value:g} {f.unit}" if f.value is not None and f.unit else "found" for f in findings)
+    return ", ".join(_value_text(f) for f in findings)
+
+
+def _value_text(f: Finding) -> str:
+    """A finding's value in its unit; a stem's length against the others' as where it ends."""
+    if f.value is None or not f.unit:
+        return "found"
+    if f.kind == "length_mismatch":
+        return f"ends {abs(f.value) / 1e3:g} s {'late' if f.value > 0 else 'early'}"
+    return f"{f.value:g} {f.unit}"
 
 
 def _plan_summary(result: Scan, plan: EditPlan) -> str:
