@@ -82,6 +82,15 @@ def test_every_repair_removes_its_finding(repaired) -> None:  # type: ignore[no-
     edits = json.loads((root / "fixed" / "sessionfix-edits.json").read_text())
     assert {(o["repair"], o["track"]) for o in edits["operations"]} == kinds
     assert all(o["reason"] for o in edits["operations"])
+    # each reason says what was measured and what was done, never the scan's advice
+    reasons = {(o["repair"], o["track"]): o["reason"] for o in edits["operations"]}
+    flip = reasons[("polarity", "Snare Bottom.wav")]
+    assert flip.startswith("Snare Bottom.wav is in reversed polarity against Snare Top.wav") and flip.endswith(
+        ": flipped"
+    )
+    dc = next(f for f in result.before.findings if f.kind == "dc_offset" and f.track == "Lead Vox.wav")
+    assert reasons[("dc_offset", "Lead Vox.wav")] == f"a DC offset at {dc.value:.1f} dBFS: removed"
+    assert "before the session's end" in reasons[("timeline", "Room.wav")]
 
 
 def test_the_delayed_overheads_and_the_late_bass_come_back_to_the_ms(repaired, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

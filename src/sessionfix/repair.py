@@ -144,10 +144,13 @@ def plan_repairs(
             repair = replace(repair, mono=True)
         if "dc_offset" in own and "dc_offset" in chosen and track.name in dc:
             offsets = dc[track.name][:1] if repair.mono else dc[track.name]
-            ops.append(Operation("dc_offset", own["dc_offset"].value, "dBFS", "DC offset removed"))
+            level = own["dc_offset"].value
+            said = f"a DC offset at {level:.1f} dBFS" if level is not None else "a DC offset"
+            ops.append(Operation("dc_offset", level, "dBFS", f"{said}: removed"))
             repair = replace(repair, dc=tuple(offsets))
         if "polarity" in own and "polarity" in chosen:
-            ops.append(Operation("polarity", None, None, own["polarity"].message))
+            measured = own["polarity"].message.split(";")[0]  # what was measured, without the advice
+            ops.append(Operation("polarity", None, None, f"{measured}: flipped"))
             repair = replace(repair, flip=True)
         offset, frames = _at_session_rate(track, sr)
         if "timeline" in chosen and (offset != 0 or offset + frames != length):
@@ -157,7 +160,7 @@ def plan_repairs(
                     round(offset / sr, 6),
                     "s",
                     f"starts {offset / sr:.3f} s into the session and ends {(length - offset - frames) / sr:.3f} s "
-                    "before its end: placed at its time and padded to the session's length",
+                    "before the session's end: placed at its time and padded to the session's length",
                 )
             )
             repair = replace(repair, place=True)
