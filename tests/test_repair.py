@@ -319,3 +319,48 @@ def test_the_before_and_after_table_says_where_a_short_stem_ended(
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("Gtr.wav ")]
     assert rows == [["Gtr.wav", "timeline", "ends", "2", "s", "early", "gone"]]
     assert sf.info(tmp_path / "o" / "Gtr.wav").frames == 6 * SR
+
+
+def test_a_resampled_stem_a_fraction_of_a_sample_longer_pads_no_other_stem(tmp_path: Path) -> None:
+    # 176401 samples at 44.1 kHz are 192001.09 at 48 kHz: the resampled keys end one sample after the other
+    # stems, within the QC's length tolerance, so the others are copied as they are, not padded by a sample
+    (tmp_path / "s").mkdir()
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(192000) / SR)
+    sf.write(tmp_path / "s" / "Pad.wav", tone, SR, subtype="PCM_24")
+    sf.write(tmp_path / "s" / "Gtr.wav", tone, SR, subtype="PCM_24")
+    keys = 0.3 * np.sin(2 * np.pi * 220 * np.arange(176401) / 44100)
+    sf.write(tmp_path / "s" / "Keys.wav", keys, 44100, subtype="PCM_24")
+    result = repair(tmp_path / "s", tmp_path / "o")
+    assert [(op.kind, s.track) for s in result.plan.stems for op in s.operations] == [
+        ("sample_rate_mismatch", "Keys.wav")
+    ]
+    assert result.rendered == ("Keys.wav",) and sorted(result.copied) == ["Gtr.wav", "Pad.wav"]
+    assert result.after is not None and not [f for f in result.after.findings if f.kind == "length_mismatch"]
+
+
+def test_what_the_scan_before_could_not_measure_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a keys stem at 44.1 kHz, 25 ms late: it is timed only once resampled, so the rescan (which analyses
+    # the parts here, the bass having been slid) finds it late, and the user is told how to repair it
+    _every_defect(tmp_path / "session")
+    keys, rate = sf.read(tmp_path / "session" / "Keys.wav")
+    sf.write(tmp_path / "session" / "Keys.wav", delay(keys, 0.025 * rate), rate, subtype="PCM_24")
+    assert main(["repair", str(tmp_path / "session"), "--out", str(tmp_path / "fixed")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "New in the rescan, unmeasurable before: Keys.wav track offset (2" in out
+    assert f"`sessionfix repair {tmp_path / 'fixed'}` repairs it" in out
+    # without a part slid, the rescan does not time the parts: the resampled keys are named as not measured
+    assert (
+        main(
+            [
+                "repair",
+                str(tmp_path / "session"),
+                "--out",
+                str(tmp_path / "dc"),
+                "--only",
+                "dc_offset,sample_rate_mismatch",
+            ]
+        )
+        == 0
+    )
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Not measured yet: the tuning and timing of Keys.wav" in out and "New in the rescan" not in out

@@ -26,6 +26,7 @@ from .errors import OutputError, SessionError
 from .findings import Finding, at_or_above
 from .parallel import default_jobs, one_thread_each, warm
 from .report.format import words
+from .roles import PITCHED_ROLES
 from .session import printable
 
 if TYPE_CHECKING:
@@ -645,7 +646,35 @@ def repair_command(
         console.print(
             f"Still there after repair: {', '.join(sorted({f'{f.track} {words(f.kind)}' for f in remaining}))}"
         )
+    for line in _unseen_before(result, set(REPAIRS) | {"length_mismatch"}, out):
+        console.print(line)
     raise typer.Exit(EXIT_FINDINGS if remaining else EXIT_OK)
+
+
+def _unseen_before(result: Any, repairable: set[str], out: Path) -> list[str]:
+    """What the scan before could not measure: repairable findings new in the rescan (a stem at another rate
+    is timed only once resampled), and the resampled pitched stems whose tuning and timing the rescan did
+    not measure (it analyses the parts only when one was repaired or a whole report is asked for)."""
+    before = {(f.kind, f.track) for f in result.before.findings}
+    repaired = {(op.kind, s.track) for s in result.plan.stems for op in s.operations}
+    new = [f for f in result.after.findings if f.kind in repairable and (f.kind, f.track) not in before | repaired]
+    lines = []
+    if new:
+        found = ", ".join(f"{f.track} {words(f.kind)} ({_value_text(f)})" for f in new)
+        them = "it" if len(new) == 1 else "them"
+        lines.append(f"New in the rescan, unmeasurable before: {found}; `sessionfix repair {out}` repairs {them}.")
+    analysed = {p.track for p in result.after.parts.parts}
+    unmeasured = [
+        s.track
+        for s in result.plan.stems
+        if s.resample_from is not None and result.after.roles.get(s.track) in PITCHED_ROLES and s.track not in analysed
+    ]
+    if unmeasured:
+        lines.append(
+            f"Not measured yet: the tuning and timing of {', '.join(unmeasured)}, at another rate before; "
+            f"`sessionfix scan {out}` measures them."
+        )
+    return lines
 
 
 def _finding_text(findings: list[Finding]) -> str:

@@ -592,6 +592,7 @@ def repair(
         align=align_plan,
         readable=readable,
         only=only,
+        length_tolerance=int(before.config.qc.length_tolerance_ms * 1e-3 * sr),
     )
     if dry_run:
         return Repaired(before=before, plan=plan, after=None, out=out, rendered=(), copied=())

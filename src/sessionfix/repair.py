@@ -108,12 +108,16 @@ def plan_repairs(
     align: EditPlan,
     readable: set[str],
     only: set[str] | None = None,
+    length_tolerance: int = 0,
 ) -> RepairPlan:
     """The repairs `findings` support for the stems in `readable` (decoded in full and not silent, at any
     rate), limited to the kinds in `only` (default: all of REPAIRS).
 
     dc : per stem, its measured DC offset per channel (qc's TrackStats.dc).
     align : the drum realignment's plan (`realign.plan_edits`), applied to its tracks.
+    length_tolerance : samples; a stem that starts with the session and ends within this of its end keeps
+        its length (the QC's tolerance: a stem at another rate ends a fraction of a sample off once
+        resampled, which pads no other stem).
     """
     sr = session.sr or 0
     chosen = set(REPAIRS) if only is None else set(only)
@@ -153,7 +157,7 @@ def plan_repairs(
             ops.append(Operation("polarity", None, None, f"{measured}: flipped"))
             repair = replace(repair, flip=True)
         offset, frames = _at_session_rate(track, sr)
-        if "timeline" in chosen and (offset != 0 or offset + frames != length):
+        if "timeline" in chosen and (offset != 0 or length - (offset + frames) > length_tolerance):
             ops.append(
                 Operation(
                     "timeline",
