@@ -6,7 +6,7 @@ DELAY_RENDER: a ../shared/eval render with the overheads delayed (`--scenario gl
 the same kit and seed untouched (its lags are the truth to come back to); PARTS_RENDER a render_parts.py
 session on that natural kit (its Bass DI, Gtr Clean and Lead Vox). The session built in WORK_DIR/session
 has, on top of the late overheads: Snare Bottom in reversed polarity (as render.py renders it), a
-Keys stem at 44.1 kHz (the guitar, resampled, over a -50 dBFS noise floor), Room L and Room R
+Keys stem at the other of 44.1 and 48 kHz (the guitar, resampled, over a -50 dBFS noise floor), Room L and Room R
 starting 2 s late by BWF time reference (their first 2 s cut), a DC offset of 0.01 on Lead Vox, Gtr
 Clean as dual mono, Bass DI 25 ms late.
 Prints what the rescan of the repaired folder still finds, the overheads' lag to Snare Top against the
@@ -63,11 +63,12 @@ def build(delay: Path, parts: Path, work: Path) -> Path:
         if name == "Lead Vox":
             audio = audio * 0.9 + 0.01
         if name == "Gtr Clean":
-            # the keys: the guitar at 44.1 kHz over a -50 dBFS noise floor, so every band up to 20 kHz
-            # has something to compare
-            keys = resample_poly(audio[:, 0], 441, 480)
+            # the keys: the guitar at the other of 44.1 and 48 kHz (render_real.py renders at 44.1) over a
+            # -50 dBFS noise floor, so every band up to 20 kHz has something to compare
+            other = 44100 if sr != 44100 else 48000
+            keys = resample_poly(audio[:, 0], other // 300, sr // 300)
             keys = keys + 10 ** (-50 / 20) * np.random.default_rng(0).standard_normal(len(keys))
-            sf.write(session / "Keys.wav", keys, 44100, subtype="PCM_24")
+            sf.write(session / "Keys.wav", keys, other, subtype="PCM_24")
             audio = np.repeat(audio[:, :1], 2, axis=1)
         (session / f"{name}.wav").write_bytes(_bwf(audio, sr, start))
     return session

@@ -689,7 +689,8 @@ def _value_text(f: Finding) -> str:
     if f.value is None or not f.unit:
         return "found"
     if f.kind == "length_mismatch":
-        return f"ends {abs(f.value) / 1e3:g} s {'late' if f.value > 0 else 'early'}"
+        seconds = f"{abs(f.value) / 1e3:.3f}".rstrip("0").rstrip(".")  # to the ms
+        return f"ends {seconds} s {'late' if f.value > 0 else 'early'}"
     return f"{f.value:g} {f.unit}"
 
 
