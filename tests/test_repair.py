@@ -347,7 +347,7 @@ def test_what_the_scan_before_could_not_measure_is_said(tmp_path: Path, capsys: 
     assert main(["repair", str(tmp_path / "session"), "--out", str(tmp_path / "fixed")]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "New in the rescan, unmeasurable before: Keys.wav track offset (2" in out
-    assert f"`sessionfix repair {tmp_path / 'fixed'}` repairs it" in out
+    assert f"`sessionfix repair {tmp_path / 'fixed'} --out DIR` repairs it" in out
     # without a part slid, the rescan does not time the parts: the resampled keys are named as not measured
     assert (
         main(

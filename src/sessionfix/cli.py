@@ -662,7 +662,8 @@ def _unseen_before(result: Any, repairable: set[str], out: Path) -> list[str]:
     if new:
         found = ", ".join(f"{f.track} {words(f.kind)} ({_value_text(f)})" for f in new)
         them = "it" if len(new) == 1 else "them"
-        lines.append(f"New in the rescan, unmeasurable before: {found}; `sessionfix repair {out}` repairs {them}.")
+        again = f"`sessionfix repair {out} --out DIR`"
+        lines.append(f"New in the rescan, unmeasurable before: {found}; {again} repairs {them}.")
     analysed = {p.track for p in result.after.parts.parts}
     unmeasured = [
         s.track
