@@ -339,15 +339,19 @@ def test_a_resampled_stem_a_fraction_of_a_sample_longer_pads_no_other_stem(tmp_p
 
 
 def test_what_the_scan_before_could_not_measure_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # a keys stem at 44.1 kHz, 25 ms late: it is timed only once resampled, so the rescan (which analyses
-    # the parts here, the bass having been slid) finds it late, and the user is told how to repair it
+    # a keys stem at 44.1 kHz, 25 ms late and tuned 25 cents sharp: it is timed and tuned only once
+    # resampled, so the rescan (which analyses the parts here, the bass having been slid) finds both, and
+    # the user is told how to repair the one and that the other is the engineer's
     _every_defect(tmp_path / "session")
-    keys, rate = sf.read(tmp_path / "session" / "Keys.wav")
-    sf.write(tmp_path / "session" / "Keys.wav", delay(keys, 0.025 * rate), rate, subtype="PCM_24")
+    t = np.arange(int(SECONDS * 44100)) / 44100
+    chords = np.where(t >= 0.25, np.exp(-((t - 0.25) % 0.5) / 0.2), 0.0)  # struck on the kit's beats
+    keys = 0.3 * np.sin(2 * np.pi * 440 * 2 ** (25 / 1200) * t) * chords
+    sf.write(tmp_path / "session" / "Keys.wav", delay(keys, 0.025 * 44100), 44100, subtype="PCM_24")
     assert main(["repair", str(tmp_path / "session"), "--out", str(tmp_path / "fixed")]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "New in the rescan, unmeasurable before: Keys.wav track offset (2" in out
+    assert "New in the rescan: Keys.wav track offset (2" in out
     assert f"`sessionfix repair {tmp_path / 'fixed'} --out DIR` repairs it" in out
+    assert "New in the rescan, for the engineer: Keys.wav track tuning (2" in out, out
     # without a part slid, the rescan does not time the parts: the resampled keys are named as not measured
     assert (
         main(

@@ -651,19 +651,27 @@ def repair_command(
     raise typer.Exit(EXIT_FINDINGS if remaining else EXIT_OK)
 
 
+def _listed(findings: list[Finding]) -> str:
+    """Findings as 'track kind (value)', comma-separated."""
+    return ", ".join(f"{f.track} {words(f.kind)} ({_value_text(f)})" for f in findings)
+
+
 def _unseen_before(result: Any, repairable: set[str], out: Path) -> list[str]:
-    """What the scan before could not measure: repairable findings new in the rescan (a stem at another rate
-    is timed only once resampled), and the resampled pitched stems whose tuning and timing the rescan did
-    not measure (it analyses the parts only when one was repaired or a whole report is asked for)."""
+    """Findings new in the rescan (mostly what the scan before could not measure: a stem at another rate is
+    timed and tuned only once resampled), those a repair removes with the command that makes it and the
+    others as the engineer's; and the resampled pitched stems whose tuning and timing the rescan did not
+    measure (it analyses the parts only when one was repaired or a whole report is asked for)."""
     before = {(f.kind, f.track) for f in result.before.findings}
     repaired = {(op.kind, s.track) for s in result.plan.stems for op in s.operations}
-    new = [f for f in result.after.findings if f.kind in repairable and (f.kind, f.track) not in before | repaired]
+    new = [f for f in result.after.findings if f.severity != "info" and (f.kind, f.track) not in before | repaired]
+    fixable = [f for f in new if f.kind in repairable]
+    engineers = [f for f in new if f.kind not in repairable]
     lines = []
-    if new:
-        found = ", ".join(f"{f.track} {words(f.kind)} ({_value_text(f)})" for f in new)
-        them = "it" if len(new) == 1 else "them"
-        again = f"`sessionfix repair {out} --out DIR`"
-        lines.append(f"New in the rescan, unmeasurable before: {found}; {again} repairs {them}.")
+    if fixable:
+        again = f"`sessionfix repair {out} --out DIR` repairs {'it' if len(fixable) == 1 else 'them'}"
+        lines.append(f"New in the rescan: {_listed(fixable)}; {again}.")
+    if engineers:
+        lines.append(f"New in the rescan, for the engineer: {_listed(engineers)}.")
     analysed = {p.track for p in result.after.parts.parts}
     unmeasured = [
         s.track
