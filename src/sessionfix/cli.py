@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .effort import Quote
     from .pipeline import Scan
     from .realign import EditPlan
+    from .repair import RepairPlan
 
 EXIT_OK, EXIT_FINDINGS, EXIT_FAILED = 0, 1, 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C (128 + SIGINT)
@@ -646,7 +647,7 @@ def repair_command(
         console.print(
             f"Still there after repair: {', '.join(sorted({f'{f.track} {words(f.kind)}' for f in remaining}))}"
         )
-    for line in _unseen_before(result, set(REPAIRS) | {"length_mismatch"}, out):
+    for line in _new_in_rescan(result.before, result.after, plan, set(REPAIRS) | {"length_mismatch"}, out):
         console.print(line)
     raise typer.Exit(EXIT_FINDINGS if remaining else EXIT_OK)
 
@@ -656,14 +657,15 @@ def _listed(findings: list[Finding]) -> str:
     return ", ".join(f"{f.track} {words(f.kind)} ({_value_text(f)})" for f in findings)
 
 
-def _unseen_before(result: Any, repairable: set[str], out: Path) -> list[str]:
+def _new_in_rescan(before: Scan, after: Scan, plan: RepairPlan, repairable: set[str], out: Path) -> list[str]:
     """Findings new in the rescan (mostly what the scan before could not measure: a stem at another rate is
     timed and tuned only once resampled), those a repair removes with the command that makes it and the
     others as the engineer's; and the resampled pitched stems whose tuning and timing the rescan did not
     measure (it analyses the parts only when one was repaired or a whole report is asked for)."""
-    before = {(f.kind, f.track) for f in result.before.findings}
-    repaired = {(op.kind, s.track) for s in result.plan.stems for op in s.operations}
-    new = [f for f in result.after.findings if f.severity != "info" and (f.kind, f.track) not in before | repaired]
+    seen = {(f.kind, f.track) for f in before.findings} | {
+        (op.kind, s.track) for s in plan.stems for op in s.operations
+    }
+    new = [f for f in after.findings if f.severity != "info" and (f.kind, f.track) not in seen]
     fixable = [f for f in new if f.kind in repairable]
     engineers = [f for f in new if f.kind not in repairable]
     lines = []
@@ -672,12 +674,9 @@ def _unseen_before(result: Any, repairable: set[str], out: Path) -> list[str]:
         lines.append(f"New in the rescan: {_listed(fixable)}; {again}.")
     if engineers:
         lines.append(f"New in the rescan, for the engineer: {_listed(engineers)}.")
-    analysed = {p.track for p in result.after.parts.parts}
-    unmeasured = [
-        s.track
-        for s in result.plan.stems
-        if s.resample_from is not None and result.after.roles.get(s.track) in PITCHED_ROLES and s.track not in analysed
-    ]
+    analysed = {p.track for p in after.parts.parts}
+    pitched = {name for name, role in after.roles.items() if role in PITCHED_ROLES}
+    unmeasured = [s.track for s in plan.stems if s.resample_from is not None and s.track in pitched - analysed]
     if unmeasured:
         lines.append(
             f"Not measured yet: the tuning and timing of {', '.join(unmeasured)}, at another rate before; "
