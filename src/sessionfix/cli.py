@@ -665,6 +665,7 @@ def _new_in_rescan(before: Scan, after: Scan, plan: RepairPlan, repairable: set[
     seen = {(f.kind, f.track) for f in before.findings} | {
         (op.kind, s.track) for s in plan.stems for op in s.operations
     }
+    seen |= {("length_mismatch", s.track) for s in plan.stems if s.place}  # the table's, as a placement's
     new = [f for f in after.findings if f.severity != "info" and (f.kind, f.track) not in seen]
     fixable = [f for f in new if f.kind in repairable]
     engineers = [f for f in new if f.kind not in repairable]
