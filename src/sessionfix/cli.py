@@ -583,7 +583,7 @@ def repair_command(
     fix safely (clipping, tuning, timing of a phrase, unreadable files) is listed for the engineer.
     """
     from .pipeline import EDITS_NAME, repair
-    from .repair import REPAIRS
+    from .repair import REPAIRS, removed_kinds
 
     if only and skip:
         raise typer.BadParameter("--only and --skip contradict each other", param_hint="--only")
@@ -632,7 +632,7 @@ def repair_command(
     remaining = []
     for stem in plan.stems:
         for op in stem.operations:
-            kinds = (op.kind, "length_mismatch") if op.kind == "timeline" else (op.kind,)
+            kinds = removed_kinds(op.kind)
             before = [f for f in result.before.findings if f.kind in kinds and f.track == stem.track]
             after = [f for f in result.after.findings if f.kind in kinds and f.track == stem.track]
             if op.kind == "partial_quantisation":
@@ -647,7 +647,7 @@ def repair_command(
         console.print(
             f"Still there after repair: {', '.join(sorted({f'{f.track} {words(f.kind)}' for f in remaining}))}"
         )
-    for line in _new_in_rescan(result.before, result.after, plan, set(REPAIRS) | {"length_mismatch"}, out):
+    for line in _new_in_rescan(result.before, result.after, plan, out):
         console.print(line)
     raise typer.Exit(EXIT_FINDINGS if remaining else EXIT_OK)
 
@@ -657,15 +657,16 @@ def _listed(findings: list[Finding]) -> str:
     return ", ".join(f"{f.track} {words(f.kind)} ({_value_text(f)})" for f in findings)
 
 
-def _new_in_rescan(before: Scan, after: Scan, plan: RepairPlan, repairable: set[str], out: Path) -> list[str]:
+def _new_in_rescan(before: Scan, after: Scan, plan: RepairPlan, out: Path) -> list[str]:
     """Findings new in the rescan (mostly what the scan before could not measure: a stem at another rate is
     timed and tuned only once resampled), those a repair removes with the command that makes it and the
     others as the engineer's; and the resampled pitched stems whose tuning and timing the rescan did not
     measure (it analyses the parts only when one was repaired or a whole report is asked for)."""
-    seen = {(f.kind, f.track) for f in before.findings} | {
-        (op.kind, s.track) for s in plan.stems for op in s.operations
-    }
-    seen |= {("length_mismatch", s.track) for s in plan.stems if s.place}  # the table's, as a placement's
+    from .repair import REPAIRS, removed_kinds
+
+    repairable = {kind for repair in REPAIRS for kind in removed_kinds(repair)}
+    repaired = {(kind, s.track) for s in plan.stems for op in s.operations for kind in removed_kinds(op.kind)}
+    seen = {(f.kind, f.track) for f in before.findings} | repaired  # the table's, still there or gone
     new = [f for f in after.findings if f.severity != "info" and (f.kind, f.track) not in seen]
     fixable = [f for f in new if f.kind in repairable]
     engineers = [f for f in new if f.kind not in repairable]

@@ -32,6 +32,14 @@ REPAIRS = (
     "track_offset",
     "partial_quantisation",
 )
+
+
+def removed_kinds(repair: str) -> tuple[str, ...]:
+    """The finding kinds a repair (one of REPAIRS) removes: its own, and for "timeline" a stem's
+    length_mismatch too."""
+    return (repair, "length_mismatch") if repair == "timeline" else (repair,)
+
+
 # Findings no mechanical repair removes: the engineer's (what to do).
 LEFT_FOR_THE_ENGINEER = {
     "clipping": "declip or ask for a new take",
@@ -184,8 +192,9 @@ def plan_repairs(
             )
             repair = replace(repair, realign=True)
         stems.append(replace(repair, operations=tuple(ops)))
-    removed: set[tuple[str, str | None]] = {(op.kind, s.track) for s in stems for op in s.operations}
-    removed |= {("length_mismatch", s.track) for s in stems if s.place}
+    removed: set[tuple[str, str | None]] = {
+        (kind, s.track) for s in stems for op in s.operations for kind in removed_kinds(op.kind)
+    }
     if not align.empty and "partial_quantisation" in chosen:
         removed |= {("partial_quantisation", f.track) for f in findings if f.kind == "partial_quantisation"}
     left = tuple(f for f in findings if f.severity != "info" and (f.kind, f.track) not in removed)
