@@ -109,12 +109,11 @@ class Earlier:
         """The names of `session`'s tracks copied or negated from the earlier session, at the same place
         on the timeline."""
         before = {t.name: t for t in self.scan.session.tracks}
+        carried = self.copied | self.negated
         return {
             t.name
             for t in session.tracks
-            if t.name in self.copied | self.negated
-            and t.name in before
-            and replace(before[t.name], path=t.path) == t
+            if t.name in carried and t.name in before and replace(before[t.name], path=t.path) == t
         }
 
     def stats(self, session: Session) -> dict[str, TrackStats]:
